@@ -1,0 +1,71 @@
+"""The decoders' top: ReLU, 1x1 conv to the topmost layer, ReLU, 1x1 conv to the logits."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from vpn_tf.layers.masked_conv import MaskedConv2D
+
+
+@keras.saving.register_keras_serializable(package="vpn_tf")
+class OutputHead(keras.layers.Layer):
+    """Maps decoder features to per-dimension logits `[batch, height, width, channels, num_classes]`.
+
+    When `masked`, both 1x1 convolutions are type-B masked with `channels` colour groups, and the logit convolution's
+    output channel j = k * channels + c belongs to group c = j mod channels, so the logits of colour c see only
+    features of groups <= c at the same pixel. The logits are returned in float32 for a numerically safe softmax
+    under mixed precision.
+
+    Args:
+        top_channels: width of the topmost layer (768 Moving MNIST, 1536 pushing in the paper).
+        channels: colour channels of the frames (1 or 3).
+        num_classes: K, logits per dimension (1 sigmoid, 256 softmax).
+        masked: PixelCNN (True) or baseline (False) decoder.
+    """
+
+    def __init__(self, top_channels, channels, num_classes, masked, kernel_initializer="glorot_uniform", **kwargs):
+        super().__init__(**kwargs)
+        self.top_channels = top_channels
+        self.channels = channels
+        self.num_classes = num_classes
+        self.masked = masked
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+    def _conv(self, filters, name):
+        common = dict(kernel_initializer=self.kernel_initializer, dtype=self.dtype_policy, name=name)
+        if self.masked:
+            return MaskedConv2D(filters, 1, mask_type="B", color_groups=self.channels, **common)
+        return keras.layers.Conv2D(filters, 1, **common)
+
+    def build(self, input_shape):
+        self.top = self._conv(self.top_channels, "top")
+        self.top.build(input_shape)
+        self.logits = self._conv(self.num_classes * self.channels, "logits")
+        self.logits.build(tuple(input_shape[:-1]) + (self.top_channels,))
+
+    def call(self, inputs):
+        h = self.logits(ops.relu(self.top(ops.relu(inputs))))
+        shape = ops.shape(h)
+        h = ops.reshape(h, (shape[0], shape[1], shape[2], self.num_classes, self.channels))
+        if self.channels > 1:
+            h = ops.transpose(h, (0, 1, 2, 4, 3))
+        else:
+            h = ops.reshape(h, (shape[0], shape[1], shape[2], 1, self.num_classes))
+        return ops.cast(h, "float32")
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.channels, self.num_classes)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "top_channels": self.top_channels,
+                "channels": self.channels,
+                "num_classes": self.num_classes,
+                "masked": self.masked,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            }
+        )
+        return config
