@@ -53,7 +53,9 @@ def test_vpn_conditionals_depend_only_on_earlier_dimensions(preset, block):
     s, ch = cfg.image_size, cfg.channels
     for n, (t, i, j, c) in enumerate(positions):
         d = ((t * s + i) * s + j) * ch + c  # flat index of the perturbed dimension
-        assert diffs[n, : d + 1].max() <= 1e-5, f"logits at or before {(t, i, j, c)} changed by {diffs[n, : d + 1].max()}"
+        assert diffs[n, : d + 1].max() <= 1e-5, (
+            f"logits at or before {(t, i, j, c)} changed by {diffs[n, : d + 1].max()}"
+        )
         if d + 1 < diffs.shape[1]:
             assert diffs[n, d + 1 :].max() > 1e-4, f"nothing after {(t, i, j, c)} depends on it"
         # The model is not over-masked: the next colour of the same pixel and the next pixel of the row react.
@@ -71,7 +73,7 @@ def test_baseline_conditionals_of_frame_t_ignore_frame_t(preset):
     per_frame = s * s * ch
     positions = [p for p in _all_positions(cfg) if p[1] in (0, s - 1) or p[2] in (0, s // 2)]
     diffs = _perturbation_diffs(model, cfg, positions)
-    for n, (t, i, j, c) in enumerate(positions):
+    for n, (t, _i, _j, _c) in enumerate(positions):
         assert diffs[n, : (t + 1) * per_frame].max() <= 1e-5, f"frame {t} conditionals depend on frame {t}"
         if (t + 2) * per_frame <= diffs.shape[1]:
             assert diffs[n, (t + 1) * per_frame :].max() > 1e-4  # but the next frame does

@@ -68,3 +68,28 @@ def training_flops_per_sequence(cfg: VPNConfig, num_frames: int | None = None) -
     m = forward_macs_per_frame(cfg)
     forward = (t - 1) * (m["encoder"] + m["conv_lstm"]) + (t - cfg.context_frames) * m["decoder"]
     return 3 * 2 * forward
+
+
+def main(argv=None):
+    """Prints a markdown table of every preset's parameter count and forward multiply-adds per frame."""
+    import argparse
+
+    from vpn_tf.config import get_config, preset_names
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("presets", nargs="*", help="presets to list (default: all)")
+    args = parser.parse_args(argv)
+    print("| preset | parameters | encoder | ConvLSTM | decoder | G multiply-adds / frame (enc + LSTM + dec) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name in args.presets or preset_names():
+        cfg = get_config(name)
+        p = parameter_count(cfg)
+        m = forward_macs_per_frame(cfg)
+        print(
+            f"| `{name}` | {p['total']:,} | {p['encoder']:,} | {p['conv_lstm']:,} | {p['decoder']:,} "
+            f"| {sum(m.values()) / 1e9:.2f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

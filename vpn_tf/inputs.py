@@ -20,8 +20,10 @@ def validate_video(video, config: VPNConfig, min_frames: int | None = None):
     Accepts uint8, or another integer dtype whose values lie in 0..255 (checked). Raises a ValueError naming the
     expected and received dtype, rank, shape or value range.
     """
-    if isinstance(video, np.ndarray) and video.dtype.kind == "f" or (
-        hasattr(video, "dtype") and tf.as_dtype(video.dtype).is_floating
+    if (
+        isinstance(video, np.ndarray)
+        and video.dtype.kind == "f"
+        or (hasattr(video, "dtype") and tf.as_dtype(video.dtype).is_floating)
     ):
         raise ValueError(
             f"video must hold raw pixel values as uint8 in [0, 255]; received dtype {tf.as_dtype(video.dtype).name}. "
@@ -34,8 +36,7 @@ def validate_video(video, config: VPNConfig, min_frames: int | None = None):
     expected = (None, None, config.image_size, config.image_size, config.channels)
     if shape is None or len(shape) != 5:
         raise ValueError(
-            f"video must have rank 5 [batch, time, height, width, channels] = {_fmt(expected)}. "
-            f"Received: shape={shape}"
+            f"video must have rank 5 [batch, time, height, width, channels] = {_fmt(expected)}. Received: shape={shape}"
         )
     for axis, name in ((2, "height"), (3, "width"), (4, "channels")):
         if shape[axis] is not None and shape[axis] != expected[axis]:

@@ -106,7 +106,8 @@ class VideoPixelNetwork(keras.Model):
         self.built = True
 
     def get_build_config(self):
-        return {}
+        # Non-empty so that loading calls `build_from_config`; the shapes all follow from the config.
+        return {"from_model_config": True}
 
     def build_from_config(self, config):
         self.build()

@@ -1,0 +1,77 @@
+import dataclasses
+
+import pytest
+
+import vpn_tf
+from vpn_tf.config import VPNConfig
+
+
+def test_paper_presets_match_the_paper():
+    mm = vpn_tf.get_config("moving_mnist_paper")
+    assert (mm.hidden, mm.encoder_blocks, mm.decoder_blocks, mm.lstm_channels, mm.top_channels) == (
+        128,
+        8,
+        12,
+        256,
+        768,
+    )
+    assert mm.dilations == (1, 2, 4, 8, 1, 2, 4, 8)
+    assert (mm.batch_size, mm.learning_rate, mm.num_frames, mm.context_frames) == (64, 3e-4, 20, 10)
+    assert mm.output == "sigmoid" and mm.num_classes == 1
+    rp = vpn_tf.get_config("robot_pushing_paper")
+    assert (rp.top_channels, rp.action_dim, rp.state_dim, rp.learning_rate) == (1536, 5, 5, 1e-4)
+    assert (rp.num_frames, rp.context_frames, rp.eval_num_frames, rp.num_classes) == (12, 2, 20, 256)
+    relu = vpn_tf.get_config("moving_mnist_paper_relu_dilation")
+    assert (relu.block, relu.encoder_blocks, relu.decoder_blocks) == ("relu", 16, 24)
+    assert relu.dilations == (1, 2, 4, 8) * 4
+    assert vpn_tf.get_config("robot_pushing_paper_rmb_no_dilation").dilations == (1,) * 8
+    assert vpn_tf.get_config("moving_mnist_paper_baseline").model == "baseline"
+
+
+def test_overrides_and_round_trip():
+    cfg = vpn_tf.get_config("tiny", hidden=6, encoder_dilations=[1, 3])
+    assert cfg.hidden == 6 and cfg.encoder_dilations == (1, 3) and cfg.name == "tiny"
+    again = VPNConfig.from_dict(__import__("json").loads(cfg.to_json()))
+    assert again == cfg
+    assert cfg.diff(vpn_tf.get_config("tiny")) == {"hidden": (6, 4), "encoder_dilations": ((1, 3), (1, 2))}
+
+
+def test_unknown_preset_lists_choices():
+    with pytest.raises(ValueError, match="cpu_moving_mnist") as e:
+        vpn_tf.get_config("moving_mnist")
+    assert "Unknown preset 'moving_mnist'" in str(e.value)
+
+
+def test_unknown_field_lists_fields():
+    with pytest.raises(ValueError, match="hidden_size.*Valid fields"):
+        vpn_tf.get_config("tiny", hidden_size=3)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (dict(channels=2), "channels=2"),
+        (dict(output="softmax", channels=4), "channels=4"),
+        (dict(channels=3), "sigmoid.*channels=3"),
+        (dict(block="lstm"), "block='lstm'"),
+        (dict(model="gan"), "model='gan'"),
+        (dict(first_kernel_size=4), "first_kernel_size=4"),
+        (dict(num_frames=2), "num_frames=2"),
+        (dict(context_frames=0), "context_frames=0"),
+        (dict(encoder_dilations=()), "encoder_dilations"),
+        (dict(hidden=0), "hidden=0"),
+    ],
+)
+def test_invalid_configs_name_the_problem(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        vpn_tf.get_config("tiny", **overrides)
+
+
+def test_every_field_has_a_docstring_in_the_source():
+    import inspect
+
+    source = inspect.getsource(VPNConfig)
+    for f in dataclasses.fields(VPNConfig):
+        line = next(ln for ln in source.splitlines() if ln.strip().startswith(f"{f.name}:"))
+        following = source.splitlines()[source.splitlines().index(line) + 1].strip()
+        assert following.startswith('"""'), f"field {f.name} has no attribute docstring"
