@@ -1,0 +1,214 @@
+"""Reader for the Robotic Pushing dataset of Finn, Goodfellow & Levine (2016) in its original TFRecord schema.
+
+Each record is one sequence; for every frame i:
+    move/{i}/image/encoded                 JPEG bytes (640 x 512 RGB in the real data)
+    move/{i}/commanded_pose/vec_pitch_yaw  5 floats: the action (commanded end-effector pose)
+    move/{i}/endeffector/vec_pitch_yaw     5 floats: the state (measured end-effector pose)
+Frames are preprocessed as in the original code: centre-cropped to a square of side min(height, width), resized
+bicubically to 64 x 64 (we then round and clip to uint8: videos at our API boundaries are raw uint8 pixels).
+
+Splits by directory, as distributed: push_train/, push_testseen/, push_testnovel/. The distribution has no validation
+directory; as in Finn et al.'s code, validation is the last 5% of the sorted push_train files (and train the rest)
+unless a push_val/ directory exists, which is then used as is (our simulator writes one).
+
+Training examples (§6.1): random 12-frame subsequences (2 context + 10 predicted) with their actions and states.
+Evaluation: the first 20 frames, actions for all of them, states for the 2 context frames only.
+Records are uncompressed TFRecords, as in the original; `datasets/pushing_sim.py` writes the same schema.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from datasets import tfrecord as tfr
+
+IMAGE_SIZE = 64
+VECTOR_DIM = 5
+ORIGINAL_SHAPE = (512, 640)  # height, width of the real dataset's frames
+SPLIT_DIRS = {
+    "train": "push_train",
+    "validation": "push_val",
+    "test_seen": "push_testseen",
+    "test_novel": "push_testnovel",
+}
+TRAIN_FRACTION = 0.95
+COMPRESSION = ""  # the original records are not compressed
+
+IMAGE_KEY = "move/{}/image/encoded"
+ACTION_KEY = "move/{}/commanded_pose/vec_pitch_yaw"
+STATE_KEY = "move/{}/endeffector/vec_pitch_yaw"
+
+
+def split_files(data_dir: str, split: str) -> list[str]:
+    """The sorted record files of `split` ("train", "validation", "test_seen", "test_novel") under `data_dir`."""
+    if split not in SPLIT_DIRS:
+        raise ValueError(f"split must be one of {tuple(SPLIT_DIRS)}. Received: split={split!r}")
+
+    def files_in(name):
+        d = os.path.join(data_dir, name)
+        return sorted(os.path.join(d, f) for f in os.listdir(d) if not f.startswith(".")) if os.path.isdir(d) else []
+
+    if split in ("train", "validation") and not files_in(SPLIT_DIRS["validation"]):
+        train = files_in(SPLIT_DIRS["train"])
+        if not train:
+            raise tfr.DataError(f"No record files in {os.path.join(data_dir, SPLIT_DIRS['train'])}")
+        if len(train) < 2:
+            raise tfr.DataError(
+                f"{data_dir}: one push_train file cannot be split into train and validation; add a push_val/ directory"
+            )
+        cut = min(len(train) - 1, max(1, int(np.floor(TRAIN_FRACTION * len(train)))))
+        return train[:cut] if split == "train" else train[cut:]
+    files = files_in(SPLIT_DIRS[split])
+    if not files:
+        raise tfr.DataError(f"No record files in {os.path.join(data_dir, SPLIT_DIRS[split])} for split {split!r}")
+    return files
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Encoding (fixtures, the simulator) and decoding
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def encode_push_example(frames: np.ndarray, actions: np.ndarray, states: np.ndarray, jpeg_quality: int = 95) -> bytes:
+    """A record in the original schema from uint8 frames `[T, H, W, 3]` and float `[T, 5]` actions and states."""
+    frames = np.asarray(frames)
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+        raise tfr.DataError(f"frames must be uint8 [T, H, W, 3]. Received: {frames.dtype} {frames.shape}")
+    t = len(frames)
+    for name, v in (("actions", actions), ("states", states)):
+        if np.shape(v) != (t, VECTOR_DIM):
+            raise tfr.DataError(f"{name} must be [T={t}, {VECTOR_DIM}]. Received: {np.shape(v)}")
+    feature = {}
+    for i in range(t):
+        jpeg = tf.io.encode_jpeg(frames[i], quality=jpeg_quality, chroma_downsampling=False).numpy()
+        feature[IMAGE_KEY.format(i)] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[jpeg]))
+        feature[ACTION_KEY.format(i)] = tf.train.Feature(float_list=tf.train.FloatList(value=list(actions[i])))
+        feature[STATE_KEY.format(i)] = tf.train.Feature(float_list=tf.train.FloatList(value=list(states[i])))
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def preprocess_frame(image, size=IMAGE_SIZE):
+    """uint8 `[H, W, 3]` -> uint8 `[size, size, 3]`: centre crop to min(H, W), bicubic resize (original code)."""
+    shape = tf.shape(image)
+    crop = tf.minimum(shape[0], shape[1])
+    image = tf.image.resize_with_crop_or_pad(image, crop, crop)
+    image = tf.image.resize(tf.cast(image, tf.float32)[None], [size, size], method="bicubic")[0]
+    return tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
+
+
+def decode_push_example(serialized, filename, sequence_length: int, image_shape=None, skip_bad: bool = False):
+    """One record -> {"video": uint8 [L, 64, 64, 3], "actions": [L, 5], "states": [L, 5]} (first L frames).
+
+    Args:
+        serialized, filename: the record and its file (named in errors).
+        sequence_length: frames to read; a record with fewer raises naming the first missing feature.
+        image_shape: optional (height, width) every JPEG must have, e.g. `ORIGINAL_SHAPE`.
+        skip_bad: return (example, ok) instead of raising.
+    """
+    spec = {}
+    for i in range(sequence_length):
+        spec[IMAGE_KEY.format(i)] = tf.io.FixedLenFeature([], tf.string, default_value="")
+        spec[ACTION_KEY.format(i)] = tf.io.VarLenFeature(tf.float32)
+        spec[STATE_KEY.format(i)] = tf.io.VarLenFeature(tf.float32)
+    ex = tf.io.parse_single_example(serialized, spec)
+    checks, frames, actions, states = [], [], [], []
+    for i in range(sequence_length):
+        jpeg = ex[IMAGE_KEY.format(i)]
+        is_jpeg = tf.io.is_jpeg(jpeg)
+        checks.append((tf.strings.length(jpeg) > 0, f"feature {IMAGE_KEY.format(i)}: missing"))
+        checks.append((is_jpeg, f"feature {IMAGE_KEY.format(i)}: not JPEG bytes"))
+        # Only decode bytes that look like JPEG, so that skip_bad can drop the record instead of failing the map.
+        safe = tf.where(is_jpeg, jpeg, tf.io.encode_jpeg(tf.zeros([1, 1, 3], tf.uint8)))
+        image = tf.io.decode_jpeg(safe, channels=3)
+        if image_shape is not None:
+            ok_shape = tf.reduce_all(tf.shape(image)[:2] == tf.constant(list(image_shape)))
+            checks.append(
+                (ok_shape | ~is_jpeg, f"feature {IMAGE_KEY.format(i)}: image is not {tuple(image_shape)} (h, w)")
+            )
+        frames.append(preprocess_frame(image))
+        for key, store in ((ACTION_KEY.format(i), actions), (STATE_KEY.format(i), states)):
+            v = tf.sparse.to_dense(ex[key])
+            checks.append((tf.size(v) == VECTOR_DIM, f"feature {key}: missing or not {VECTOR_DIM} floats"))
+            checks.append((tf.reduce_all(tf.math.is_finite(v)), f"feature {key}: NaN or Inf"))
+            store.append(tf.pad(v, [[0, tf.maximum(0, VECTOR_DIM - tf.size(v))]])[:VECTOR_DIM])
+
+    def build(ok):
+        del ok  # placeholders are well-formed either way; the caller drops the bad ones
+        return {"video": tf.stack(frames), "actions": tf.stack(actions), "states": tf.stack(states)}
+
+    return tfr._checked(checks, filename, skip_bad, build)
+
+
+def read(
+    data_dir: str,
+    split: str,
+    sequence_length: int = 20,
+    image_shape=None,
+    skip_bad: bool = False,
+    counter: tfr.SkipCounter | None = None,
+    files: list[str] | None = None,
+):
+    """Full sequences of `split` in file order: {"video" uint8 [L, 64, 64, 3], "actions" [L, 5], "states" [L, 5]}.
+
+    Bad records (missing feature, undecodable image, wrong image size, NaN) raise naming the file and the feature
+    when iterated through `iterate`; with `skip_bad`, they are dropped and counted in `counter`.
+    """
+    files = files or split_files(data_dir, split)
+    ds = tfr.records_with_filenames(files, COMPRESSION)
+    decode = lambda f, r: decode_push_example(r, f, sequence_length, image_shape, skip_bad)  # noqa: E731
+    if skip_bad:
+        ds = ds.ignore_errors(log_warning=True).map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+        return tfr.filter_bad(ds, counter)
+    return ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def iterate(ds, files, sequence_length: int = 20, image_shape=None):
+    """Iterates a dataset from `read`, raising `DataError` naming the file and feature on bad input."""
+    return tfr.checked_iterator(
+        ds, files, make_dataset=lambda fs: read(None, None, sequence_length, image_shape, files=fs), compression=""
+    )
+
+
+def random_subsequence(example, length: int, seed):
+    """A random window of `length` consecutive frames (with its actions and states), from a stateless `seed[2]`."""
+    total = tf.shape(example["video"])[0]
+    start = tf.random.stateless_uniform([], seed, minval=0, maxval=total - length + 1, dtype=tf.int32)
+    return {k: v[start : start + length] for k, v in example.items()}
+
+
+def train_dataset(
+    data_dir: str,
+    seed: int,
+    split: str = "train",
+    subsequence_length: int = 12,
+    sequence_length: int = 20,
+    shuffle_buffer: int = 256,
+    shard_index: int = 0,
+    num_shards: int = 1,
+):
+    """Infinite, shuffled training examples: random `subsequence_length`-frame windows of every sequence (§6.1).
+
+    Deterministic for a seed: files are sharded by index across input pipelines, shuffled with a fixed seed each
+    epoch, and each window's start is drawn from a stateless seed folded from (seed, element index).
+    """
+    if subsequence_length > sequence_length:
+        raise ValueError(f"subsequence_length={subsequence_length} exceeds sequence_length={sequence_length}")
+    files = split_files(data_dir, split)
+    files = files[shard_index::num_shards] or files
+    ds = read(data_dir, split, sequence_length, files=files)
+    ds = ds.repeat().shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).enumerate()
+    base = tf.constant([seed, 7], tf.int64)
+
+    def window(i, example):
+        return random_subsequence(example, subsequence_length, tf.random.experimental.stateless_fold_in(base, i))
+
+    return ds.map(window, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def eval_dataset(data_dir: str, split: str, num_frames: int = 20, context_frames: int = 2):
+    """Evaluation sequences: the first `num_frames` frames, actions for all, states for the context frames only."""
+    ds = read(data_dir, split, num_frames)
+    return ds.map(lambda ex: {**ex, "states": ex["states"][:context_frames]})
