@@ -1,0 +1,174 @@
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from datasets import robot_pushing as rp
+from datasets import tfrecord as tfr
+
+
+def _sequence(t, h=48, w=60, offset=0):
+    """Frames whose every pixel is 10 * (frame index + offset), actions[i] = i + offset, states[i] = -(i + offset)."""
+    idx = np.arange(t) + offset
+    frames = np.broadcast_to((10 * idx % 250).astype(np.uint8)[:, None, None, None], (t, h, w, 3)).copy()
+    actions = np.repeat(idx[:, None], 5, axis=1).astype(np.float32)
+    return frames, actions, -actions
+
+
+def _write(path, sequences):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with tf.io.TFRecordWriter(path) as w:
+        for frames, actions, states in sequences:
+            w.write(rp.encode_push_example(frames, actions, states))
+
+
+@pytest.fixture(scope="module")
+def push_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("push")
+    for split, n_files in (("push_train", 4), ("push_testseen", 1), ("push_testnovel", 1)):
+        for k in range(n_files):
+            seqs = [_sequence(22, offset=3 * k + s) for s in range(2)]
+            _write(str(d / split / f"{split}.tfrecord-{k:05d}-of-{n_files:05d}"), seqs)
+    return str(d)
+
+
+def test_splits_follow_the_original_convention(push_dir, tmp_path):
+    train, val = rp.split_files(push_dir, "train"), rp.split_files(push_dir, "validation")
+    assert len(train) == 3 and len(val) == 1 and not set(train) & set(val)
+    assert val[0].endswith("00003-of-00004")
+    assert rp.split_files(push_dir, "test_novel")[0].endswith("push_testnovel.tfrecord-00000-of-00001")
+    with pytest.raises(ValueError, match="split"):
+        rp.split_files(push_dir, "test")
+    with pytest.raises(tfr.DataError, match="push_testseen"):
+        rp.split_files(str(tmp_path), "test_seen")
+
+
+def test_full_sequences_shapes_ranges_and_alignment(push_dir):
+    exs = list(rp.read(push_dir, "test_seen"))
+    assert len(exs) == 2
+    for ex in exs:
+        v, a, s = ex["video"].numpy(), ex["actions"].numpy(), ex["states"].numpy()
+        assert v.shape == (20, 64, 64, 3) and v.dtype == np.uint8
+        assert a.shape == (20, 5) and s.shape == (20, 5)
+        # Frame i shows 10 * action_i: frames and vectors stay aligned (JPEG keeps flat images within a level).
+        np.testing.assert_allclose(v.reshape(20, -1).mean(1), 10 * a[:, 0] % 250, atol=1.0)
+        np.testing.assert_array_equal(s, -a)
+
+
+def test_preprocessing_centre_crops_then_resizes():
+    img = np.zeros((40, 60, 3), np.uint8)
+    img[:, 10:50] = 200  # the centre square; the side bands (10 px each) must be cropped away
+    out = rp.preprocess_frame(tf.constant(img)).numpy()
+    assert out.shape == (64, 64, 3)
+    np.testing.assert_array_equal(out, np.full((64, 64, 3), 200, np.uint8))
+
+
+def test_training_subsequences(push_dir):
+    ds = rp.train_dataset(push_dir, seed=0)
+    starts = set()
+    for ex in ds.take(24):
+        a = ex["actions"].numpy()[:, 0]
+        assert ex["video"].shape == (12, 64, 64, 3) and ex["states"].shape == (12, 5)
+        np.testing.assert_array_equal(np.diff(a), np.ones(11))  # 12 consecutive frames
+        np.testing.assert_allclose(ex["video"].numpy().reshape(12, -1).mean(1), 10 * a % 250, atol=1.0)
+        starts.add(int(a[0]) % 3)
+    assert len(starts) > 1  # windows start at different frames
+    first = [ex["actions"].numpy() for ex in rp.train_dataset(push_dir, seed=0).take(5)]
+    again = [ex["actions"].numpy() for ex in rp.train_dataset(push_dir, seed=0).take(5)]
+    np.testing.assert_array_equal(first, again)
+
+
+def test_eval_sequences_keep_states_of_context_only(push_dir):
+    ex = next(iter(rp.eval_dataset(push_dir, "test_novel")))
+    assert ex["video"].shape == (20, 64, 64, 3) and ex["actions"].shape == (20, 5) and ex["states"].shape == (2, 5)
+
+
+def _bad_file(tmp_path, name, record):
+    path = str(tmp_path / name)
+    with tf.io.TFRecordWriter(path) as w:
+        w.write(rp.encode_push_example(*_sequence(20)))
+        w.write(record)
+    return path
+
+
+def _read_all(path, **kw):
+    return list(rp.iterate(rp.read(None, None, files=[path], **kw), [path], **kw))
+
+
+def _example(features):
+    return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
+
+
+def _features(frames, actions, states):
+    return dict(tf.train.Example.FromString(rp.encode_push_example(frames, actions, states)).features.feature)
+
+
+def test_missing_feature_names_file_and_feature(tmp_path):
+    feats = _features(*_sequence(20))
+    del feats["move/7/endeffector/vec_pitch_yaw"]
+    path = _bad_file(tmp_path, "missing", _example(feats))
+    with pytest.raises(tfr.DataError, match=r"missing: feature move/7/endeffector/vec_pitch_yaw: missing"):
+        _read_all(path)
+
+
+def test_short_sequence(tmp_path):
+    path = _bad_file(tmp_path, "short", rp.encode_push_example(*_sequence(12)))
+    with pytest.raises(tfr.DataError, match="short: feature move/12/image/encoded: missing"):
+        _read_all(path)
+
+
+def test_undecodable_image_bytes(tmp_path):
+    feats = _features(*_sequence(20))
+    feats["move/3/image/encoded"] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"not an image"]))
+    path = _bad_file(tmp_path, "garbage", _example(feats))
+    with pytest.raises(tfr.DataError, match="garbage: feature move/3/image/encoded: not JPEG"):
+        _read_all(path)
+    # JPEG magic bytes followed by a corrupt body: the decoder's own error, attributed to the file.
+    feats["move/3/image/encoded"] = tf.train.Feature(
+        bytes_list=tf.train.BytesList(value=[b"\xff\xd8\xff" + b"\0" * 50])
+    )
+    path = _bad_file(tmp_path, "corrupt_jpeg", _example(feats))
+    with pytest.raises(tfr.DataError, match="corrupt_jpeg: bad record"):
+        _read_all(path)
+
+
+def test_wrong_image_size(tmp_path):
+    path = _bad_file(tmp_path, "small", rp.encode_push_example(*_sequence(20)))
+    with pytest.raises(tfr.DataError, match=r"small: feature move/0/image/encoded: image is not \(512, 640\)"):
+        _read_all(path, image_shape=rp.ORIGINAL_SHAPE)
+
+
+def test_nan_action(tmp_path):
+    frames, actions, states = _sequence(20)
+    actions[5, 2] = np.nan
+    path = _bad_file(tmp_path, "nan", rp.encode_push_example(frames, actions, states))
+    with pytest.raises(tfr.DataError, match="nan: feature move/5/commanded_pose/vec_pitch_yaw: NaN"):
+        _read_all(path)
+
+
+def test_truncated_file(tmp_path):
+    path = _bad_file(tmp_path, "whole", rp.encode_push_example(*_sequence(20)))
+    data = open(path, "rb").read()
+    trunc = str(tmp_path / "truncated")
+    open(trunc, "wb").write(data[: len(data) - 1000])
+    with pytest.raises(tfr.DataError, match="truncated: truncated or corrupted record"):
+        _read_all(trunc)
+
+
+def test_skip_bad_drops_and_counts(tmp_path):
+    feats = _features(*_sequence(20))
+    del feats["move/0/image/encoded"]
+    path = _bad_file(tmp_path, "one_bad", _example(feats))
+    counter = tfr.SkipCounter()
+    kept = list(rp.read(None, None, files=[path], skip_bad=True, counter=counter))
+    assert len(kept) == 1 and counter.count == 1
+    assert kept[0]["video"].shape == (20, 64, 64, 3)
+
+
+def test_encoder_rejects_bad_arrays():
+    frames, actions, states = _sequence(5)
+    with pytest.raises(tfr.DataError, match=r"actions must be \[T=5, 5\]"):
+        rp.encode_push_example(frames, actions[:4], states)
+    with pytest.raises(tfr.DataError, match="uint8"):
+        rp.encode_push_example(frames.astype(np.float32), actions, states)
