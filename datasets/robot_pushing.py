@@ -186,26 +186,31 @@ def train_dataset(
     subsequence_length: int = 12,
     sequence_length: int = 20,
     shuffle_buffer: int = 256,
+    start: int = 0,
     shard_index: int = 0,
     num_shards: int = 1,
 ):
     """Infinite, shuffled training examples: random `subsequence_length`-frame windows of every sequence (§6.1).
 
-    Deterministic for a seed: files are sharded by index across input pipelines, shuffled with a fixed seed each
-    epoch, and each window's start is drawn from a stateless seed folded from (seed, element index).
+    The stream is a pure function of the seed: serialized records are repeated and shuffled with a fixed seed, each
+    element i gets a window start from a stateless seed folded from (seed, i). `start` skips the first `start`
+    elements (exact resume; only serialized records are skipped, nothing is decoded), and shard i of k keeps global
+    positions start + i, start + i + k, ... for tf.distribute input pipelines.
     """
     if subsequence_length > sequence_length:
         raise ValueError(f"subsequence_length={subsequence_length} exceeds sequence_length={sequence_length}")
     files = split_files(data_dir, split)
-    files = files[shard_index::num_shards] or files
-    ds = read(data_dir, split, sequence_length, files=files)
-    ds = ds.repeat().shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).enumerate()
+    ds = tfr.records_with_filenames(files, COMPRESSION).repeat()
+    ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).enumerate()
+    ds = ds.skip(start).shard(num_shards, shard_index)
     base = tf.constant([seed, 7], tf.int64)
 
-    def window(i, example):
+    def window(i, pair):
+        filename, record = pair
+        example = decode_push_example(record, filename, sequence_length)
         return random_subsequence(example, subsequence_length, tf.random.experimental.stateless_fold_in(base, i))
 
-    return ds.map(window, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    return ds.map(window, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
 
 
 def eval_dataset(data_dir: str, split: str, num_frames: int = 20, context_frames: int = 2):

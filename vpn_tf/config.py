@@ -41,6 +41,9 @@ class VPNConfig:
     """Leading frames that are given; the model's likelihood covers only the frames after them."""
     eval_num_frames: int = 20
     """Frames per evaluation sequence (the pushing benchmark trains on 12 and evaluates on 20)."""
+    data_dir: str = ""
+    """Directory of the pushing data (push_train/, push_val/, push_testseen/, push_testnovel/); unused for Moving
+    MNIST, which is generated from the shipped MNIST files."""
 
     # --- Architecture ------------------------------------------------------------------------------------------
     model: str = "vpn"

@@ -1,0 +1,116 @@
+"""Turns a `VPNConfig` into tf.data pipelines of model inputs (the Parser step; decoding lives in each dataset).
+
+Elements are dicts {"video": uint8 [T, H, W, C]} plus "actions" / "states" for conditional configs. Splits:
+- Moving MNIST: "train" (the infinite stream of MNIST training digits), "validation" (a fixed set of sequences of
+  MNIST *training* digits from a seed space the training stream never uses: it drives the learning-rate plateau and
+  never touches test digits), "test" (the fixed 10,000-sequence test set of MNIST test digits).
+- Robotic Pushing (real data or the simulator, `config.data_dir`): "train", "validation", "test_seen", "test_novel".
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from datasets import moving_mnist, robot_pushing
+from vpn_tf.config import VPNConfig
+
+VALIDATION_SEED = 7_041_977  # even seeds of MNIST *train* digits: disjoint from the training stream's odd seeds
+
+
+def splits(config: VPNConfig) -> tuple[str, ...]:
+    if config.dataset == "moving_mnist":
+        return ("train", "validation", "test")
+    return ("train", "validation", "test_seen", "test_novel")
+
+
+def _check_split(config, split):
+    if split not in splits(config):
+        raise ValueError(f"Unknown split {split!r} for dataset {config.dataset!r}. Choices: {splits(config)}")
+
+
+def _check_data_dir(config):
+    if not config.data_dir:
+        raise ValueError(
+            f"Config {config.name!r} reads {config.dataset} data: set data_dir (e.g. --data_dir=DIR) to a directory "
+            "with push_train/, push_testseen/, push_testnovel/ (see datasets/pushing_sim.py to generate one)."
+        )
+
+
+def resize_video(video, size: int):
+    """uint8 `[T, H, W, C]` -> uint8 `[T, size, size, C]` by area averaging (a no-op at the native size).
+
+    Only small configs (e.g. `tiny`, 8 x 8) train on resized frames; the benchmarks' 64 x 64 data is never resized.
+    """
+    if video.shape[1] == size and video.shape[2] == size:
+        return video
+    small = tf.image.resize(tf.cast(video, tf.float32), [size, size], method="area")
+    return tf.cast(tf.clip_by_value(tf.round(small), 0.0, 255.0), tf.uint8)
+
+
+def _select(config: VPNConfig, ex, num_frames):
+    """Crops to `num_frames`, resizes to the config's frame size and keeps only what the config consumes."""
+    out = {"video": resize_video(ex["video"][:num_frames], config.image_size)}
+    if config.action_dim:
+        out["actions"] = ex["actions"][:num_frames]
+    if config.state_dim:
+        out["states"] = ex["states"][:num_frames]
+    return out
+
+
+def train_dataset(config: VPNConfig, seed: int, start: int, shard_index: int = 0, num_shards: int = 1):
+    """The unbatched, infinite training stream from global position `start` (exact resume), sharded for tf.distribute.
+
+    Shard i of k yields global positions start + i, start + i + k, ...; batching the shards' outputs per replica
+    gives the same multiset of sequences per global step for any number of input pipelines.
+    """
+    if config.dataset == "moving_mnist":
+        ds = moving_mnist.train_stream(seed, start, shard_index, num_shards, num_frames=config.num_frames)
+    else:
+        _check_data_dir(config)
+        ds = robot_pushing.train_dataset(
+            config.data_dir,
+            seed,
+            subsequence_length=config.num_frames,
+            sequence_length=max(config.eval_num_frames, config.num_frames),
+            start=start,
+            shard_index=shard_index,
+            num_shards=num_shards,
+        )
+    return ds.map(lambda ex: _select(config, ex, config.num_frames))
+
+
+def eval_dataset(config: VPNConfig, split: str, num_sequences: int | None = None, cache_dir: str | None = None):
+    """The first `num_sequences` (all if None) of a held-out split, in a fixed order, unbatched.
+
+    Moving MNIST sequences have `eval_num_frames` frames; pushing evaluation keeps `eval_num_frames` frames, actions
+    for all of them and states for the context frames only (§6.1).
+    """
+    _check_split(config, split)
+    if split == "train":
+        raise ValueError("eval_dataset reads held-out splits; use train_dataset for training data")
+    if config.dataset == "moving_mnist":
+        if split == "validation":
+            n = num_sequences or config.eval_sequences
+            ds = moving_mnist.generate("train", VALIDATION_SEED * 2, count=n, num_frames=config.eval_num_frames)
+        else:
+            ds = moving_mnist.load_test(cache_dir, progress=False)
+        ds = ds.map(lambda ex: _select(config, ex, config.eval_num_frames))
+    else:
+        _check_data_dir(config)
+        ds = robot_pushing.eval_dataset(config.data_dir, split, config.eval_num_frames, config.context_frames)
+        ds = ds.map(lambda ex: _select(config, ex, config.eval_num_frames))
+    return ds.take(num_sequences) if num_sequences else ds
+
+
+def distributed_train_dataset_fn(config: VPNConfig, seed: int, start: int):
+    """A function of a `tf.distribute.InputContext` giving that pipeline's per-replica batched training data."""
+
+    def fn(ctx: tf.distribute.InputContext):
+        per_replica = ctx.get_per_replica_batch_size(config.batch_size)
+        # Each pipeline reads its own shard of the global stream. With one pipeline feeding several replicas, the
+        # strategy hands consecutive per-replica batches to the replicas: the global batch is the next
+        # `batch_size` sequences of the stream, as with one device.
+        ds = train_dataset(config, seed, start, ctx.input_pipeline_id, ctx.num_input_pipelines)
+        return ds.batch(per_replica, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+    return fn

@@ -1,0 +1,52 @@
+"""Evaluate a checkpoint: `python evaluate.py --workdir DIR [--split test] [--num_sequences N]`.
+
+Prints the paper's metric (nats/frame for Moving MNIST, with the test set's lower bound; nats/dim otherwise) with its
+standard error over the evaluated sequences.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # our `datasets/`, not Hugging Face's
+
+from vpn_tf import cli  # noqa: E402
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--workdir", required=True, help="a train.py working directory")
+    parser.add_argument("--checkpoint", default=None, help="a checkpoint path (default: the latest in --workdir)")
+    parser.add_argument("--split", default="test", help="test (default), validation, test_seen, test_novel")
+    parser.add_argument("--num_sequences", type=int, default=None, help="the first N sequences (default: all)")
+    parser.add_argument("--batch_size", type=int, default=None)
+    parser.add_argument("--data_dir", default=None, help="override the config's data_dir (pushing data)")
+    parser.add_argument("--json", default=None, help="also write the metrics to this JSON file")
+    args = cli.parse_known(parser, argv)
+
+    from datasets import pipelines
+    from vpn_tf import training
+
+    try:
+        config, model = training.restore_model(args.workdir, args.checkpoint)
+        if args.data_dir:
+            config = config.replace(data_dir=args.data_dir)
+        ds = pipelines.eval_dataset(config, args.split, args.num_sequences)
+        metrics = training.evaluate(config, model, ds, args.batch_size, progress=True)
+    except (training.TrainingError, ValueError, FileNotFoundError) as e:
+        raise SystemExit(f"error: {e}") from None
+    name = training.metric_name(config)
+    line = f"{config.name} {args.split}: {metrics[name]:.3f} {name.replace('_per_', '/')}"
+    line += f" (standard error {metrics[name + '_stderr']:.3f}, {metrics['count']} sequences)"
+    if "lower_bound" in metrics:
+        line += f"; lower bound {metrics['lower_bound']:.2f}"
+    print(line)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"split": args.split, **metrics}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,242 @@
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from vpn_tf import training
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": ROOT}
+
+
+def _train(workdir, *flags, env=None, timeout=300, check=True):
+    cmd = [
+        sys.executable,
+        os.path.join(ROOT, "train.py"),
+        "--config",
+        "tiny",
+        "--workdir",
+        str(workdir),
+        "--no_progress",
+    ]
+    out = subprocess.run(cmd + list(flags), env=env or ENV, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    if check and out.returncode != 0:
+        raise AssertionError(f"train.py failed:\n{out.stderr[-3000:]}")
+    return out
+
+
+def _variables(ckpt_dir):
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(ckpt_dir))
+    return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()}
+
+
+def _event_tags(logdir):
+    tags = set()
+    for f in os.listdir(logdir):
+        for e in tf.compat.v1.train.summary_iterator(os.path.join(logdir, f)):
+            tags |= {v.tag for v in e.summary.value}
+    return tags
+
+
+def test_three_steps_through_train_py_write_checkpoints_and_summaries(tmp_path):
+    out = _train(tmp_path, "--steps", "3", "--log_every", "1")
+    assert "nats_per_frame=" in out.stdout and "lower_bound=" in out.stdout
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-3")
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    assert cfg["name"] == "tiny" and cfg["steps"] == 3
+    train_tags = _event_tags(tmp_path / "train")
+    assert {"nats_per_frame", "loss_nats_per_dim", "grad_norm", "learning_rate", "sequences_per_second"} <= train_tags
+    eval_tags = _event_tags(tmp_path / "eval")
+    assert {"nats_per_frame", "nats_per_frame_stderr", "lower_bound"} <= eval_tags
+    assert "teacher_forced_predictions/truth_then_model" in eval_tags
+    # evaluate.py reads the run back.
+    ev = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "evaluate.py"), "--workdir", str(tmp_path), "--split", "validation"],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    assert "tiny validation:" in ev.stdout and "nats/frame" in ev.stdout and "lower bound" in ev.stdout
+
+
+def test_kill_and_resume_is_bitwise_identical(tmp_path):
+    steps = "7"
+    _train(tmp_path / "straight", "--steps", steps, "--checkpoint_every", "1", "--eval_every", "3")
+    killed = tmp_path / "killed"
+    cmd = [
+        sys.executable,
+        os.path.join(ROOT, "train.py"),
+        "--config",
+        "tiny",
+        "--workdir",
+        str(killed),
+        "--no_progress",
+        "--steps",
+        steps,
+        "--checkpoint_every",
+        "1",
+        "--eval_every",
+        "3",
+    ]
+    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    kill_after = random.Random().randint(2, 5)
+    deadline = time.time() + 240
+    target = killed / "checkpoints" / f"ckpt-{kill_after}.index"
+    while not target.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert target.exists(), "the run ended before it could be killed"
+    assert not (killed / "checkpoints" / f"ckpt-{steps}.index").exists()
+    _train(killed, "--steps", steps, "--checkpoint_every", "1", "--eval_every", "3")
+    a, b = _variables(str(tmp_path / "straight" / "checkpoints")), _variables(str(killed / "checkpoints"))
+    assert a.keys() == b.keys()
+    for k in a:
+        if k.startswith("_CHECKPOINTABLE_OBJECT_GRAPH"):
+            continue
+        np.testing.assert_array_equal(a[k], b[k], err_msg=f"{k} differs after kill at step {kill_after} and resume")
+
+
+def test_mirrored_two_devices_equals_one_device():
+    out = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "tests", "helpers", "mirrored_vs_single.py")],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    assert r["loss_1"] == pytest.approx(r["loss_2"], rel=1e-5)
+    assert r["norm_1"] == pytest.approx(r["norm_2"], rel=1e-4)
+    assert r["max_weight_diff"] <= 1e-5 * max(1.0, r["scale"])
+
+
+def _free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def test_multi_worker_mirrored_two_processes_end_identical(tmp_path):
+    ports = _free_ports(2)
+    cluster = {"worker": [f"localhost:{p}" for p in ports]}
+    procs = []
+    for i in range(2):
+        env = {**ENV, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})}
+        cmd = [
+            sys.executable,
+            os.path.join(ROOT, "train.py"),
+            "--config",
+            "tiny",
+            "--workdir",
+            str(tmp_path),
+            "--no_progress",
+            "--steps",
+            "2",
+            "--batch_size",
+            "4",
+            "--eval_every",
+            "100",
+        ]
+        procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    try:
+        outs = [p.communicate(timeout=240) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    for p, (_, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err[-3000:]
+    chief = _variables(str(tmp_path / "checkpoints"))
+    worker = _variables(str(tmp_path / "worker_1" / "checkpoints"))
+    assert chief["step/.ATTRIBUTES/VARIABLE_VALUE"] == 2
+    # Model weights are stored under the optimizer's path (the checkpoint names each variable by its shortest path).
+    weights = [k for k in chief if k.startswith("optimizer/_trainable_variables/")]
+    assert len(weights) == 45
+    for k in chief:
+        if not k.startswith("_CHECKPOINTABLE_OBJECT_GRAPH"):
+            np.testing.assert_array_equal(chief[k], worker[k], err_msg=k)
+
+
+def test_plateau_schedule_on_a_scripted_sequence():
+    lr = tf.Variable(1.0)
+    plateau = training.Plateau(factor=0.3, patience=2)
+    values = [10.0, 9.0, 9.5, 9.2, 8.0, 8.0, 8.5, 7.0, 7.5, 7.5, 7.5, 7.5]
+    decayed = [plateau.update(v, lr) for v in values]
+    # Improvements reset the count; two non-improving evaluations in a row decay the rate, then the count restarts.
+    assert decayed == [False, False, False, True, False, False, True, False, False, True, False, True]
+    assert float(lr.numpy()) == pytest.approx(0.3**4)
+    assert float(plateau.best.numpy()) == 7.0
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    out = _train(tmp_path, "--steps", "6", "--checkpoint_every", "1", "--learning_rate", "1e30", check=False)
+    assert out.returncode != 0
+    assert "Non-finite loss" in out.stderr and "Last good checkpoint" in out.stderr
+    ckpts = sorted(f for f in os.listdir(tmp_path / "checkpoints") if f.endswith(".index"))
+    assert ckpts, "no good checkpoint kept"
+    last = tf.train.latest_checkpoint(str(tmp_path / "checkpoints"))
+    reader = tf.train.load_checkpoint(last)
+    for k in reader.get_variable_to_shape_map():
+        if k.startswith("optimizer/_trainable_variables/"):
+            assert np.all(np.isfinite(reader.get_tensor(k))), f"{k} in {last} is not finite"
+
+
+def test_bad_command_lines(tmp_path):
+    out = _train(tmp_path, "--config", "moving_mnist_pape", check=False)
+    assert out.returncode != 0 and "Did you mean 'moving_mnist_paper'" in out.stderr and "tiny" in out.stderr
+    out = _train(tmp_path, "--stepz", "3", check=False)
+    assert out.returncode != 0 and "--stepz" in out.stderr and "Did you mean --steps" in out.stderr
+    assert "Valid flags:" in out.stderr
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    out = _train(blocker / "run", "--steps", "1", check=False)
+    assert out.returncode != 0 and "is not writable" in out.stderr
+    assert not (blocker.parent / "run").exists()
+
+
+def test_checkpoint_from_another_config_names_the_fields(tmp_path):
+    _train(tmp_path, "--steps", "1")
+    out = _train(tmp_path, "--steps", "2", "--hidden", "6", "--lstm_channels", "4", check=False)
+    assert out.returncode != 0
+    assert "another config" in out.stderr and "hidden: checkpoint 4 vs requested 6" in out.stderr
+    assert "lstm_channels" in out.stderr
+    # Changing a training-only field resumes fine.
+    _train(tmp_path, "--steps", "2", "--learning_rate", "1e-4")
+
+
+@pytest.mark.parametrize("mixed_precision, jit", [("bfloat16", False), ("float16", False), ("float32", True)])
+def test_mixed_precision_and_xla_steps(mixed_precision, jit):
+    from datasets import pipelines
+    from vpn_tf import get_config
+
+    config = get_config("tiny", batch_size=2)
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    with strategy.scope():
+        state = training.create_train_state(config, mixed_precision)
+    ds = strategy.distribute_datasets_from_function(pipelines.distributed_train_dataset_fn(config, 0, 0))
+    step = training.make_train_step(config, state, strategy, jit=jit)
+    before = [v.numpy().copy() for v in state.model.trainable_variables]
+    it = iter(ds)
+    losses = [float(step(next(it))[0]) for _ in range(2)]
+    assert all(np.isfinite(losses))
+    assert state.model.encoder.compute_dtype == ("float32" if mixed_precision == "float32" else mixed_precision)
+    assert all(v.dtype == "float32" for v in state.model.trainable_variables)
+    changed = [not np.array_equal(b, v.numpy()) for b, v in zip(before, state.model.trainable_variables, strict=True)]
+    assert all(changed)
+    assert int(state.step.numpy()) == 2 and int(state.data_position.numpy()) == 4

@@ -1,0 +1,62 @@
+"""Command-line plumbing shared by train.py, evaluate.py, sample.py and export.py: presets and field overrides."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+
+from vpn_tf.config import VPNConfig, get_config, preset_names
+
+
+def _parse_value(field: dataclasses.Field, text: str):
+    default = field.default
+    if isinstance(default, bool):
+        return text.lower() in ("1", "true", "yes")
+    if isinstance(default, tuple):
+        return tuple(int(x) for x in text.split(",") if x)
+    return type(default)(text)
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """--config NAME plus one --FIELD flag per `VPNConfig` field (all default to the preset's value)."""
+    parser.add_argument("--config", default=None, help=f"preset name; one of: {', '.join(preset_names())}")
+    group = parser.add_argument_group("config overrides (default: the preset's value)")
+    for f in dataclasses.fields(VPNConfig):
+        if f.name == "name":
+            continue
+        kind = "comma-separated ints" if isinstance(f.default, tuple) else type(f.default).__name__
+        group.add_argument(f"--{f.name}", default=None, metavar=kind.upper(), help=f"({kind})")
+
+
+def config_from_args(args: argparse.Namespace, default_preset: str) -> VPNConfig:
+    """The preset named by --config (default `default_preset`) with every given --FIELD applied."""
+    name = args.config or default_preset
+    if name not in preset_names():
+        close = difflib.get_close_matches(name, preset_names(), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise SystemExit(f"error: unknown preset {name!r}.{hint} Choices: {', '.join(preset_names())}")
+    overrides = {}
+    for f in dataclasses.fields(VPNConfig):
+        value = getattr(args, f.name, None)
+        if f.name != "name" and value is not None:
+            try:
+                overrides[f.name] = _parse_value(f, value)
+            except ValueError:
+                raise SystemExit(f"error: --{f.name} expects {type(f.default).__name__}, got {value!r}") from None
+    try:
+        return get_config(name, **overrides)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}") from None
+
+
+def parse_known(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+    """parse_args, but an unknown flag's error lists the valid flags (and the closest one)."""
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        valid = sorted(s for a in parser._actions for s in a.option_strings if s.startswith("--") and s != "--help")
+        flag = unknown[0].split("=")[0]
+        close = difflib.get_close_matches(flag, valid, n=1)
+        hint = f" Did you mean {close[0]}?" if close else ""
+        parser.exit(2, f"error: unrecognized argument {unknown[0]!r}.{hint}\nValid flags: {' '.join(valid)}\n")
+    return args

@@ -1,0 +1,483 @@
+"""Training and evaluation of VPNs: a custom tf.distribute loop (§5.1, §6.1 of the VPN paper).
+
+A library of small functions; `train.py` is a thin CLI over `train_and_evaluate`. The loop is custom rather than
+`Model.fit` because Keras 3's `fit` fails under MultiWorkerMirroredStrategy (keras#20585).
+
+Data comes in through factories so that this library does not depend on the repository's `datasets/` folder:
+`train_dataset_fn(start) -> fn(tf.distribute.InputContext) -> per-replica batched tf.data.Dataset` (from global
+stream position `start`) and `eval_dataset_fn(split, num_sequences) -> unbatched tf.data.Dataset`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from vpn_tf import distributions
+from vpn_tf.config import ARCHITECTURE_FIELDS, VPNConfig
+from vpn_tf.models.vpn import build_model
+
+CONFIG_FILE = "config.json"
+MIXED_PRECISION = ("float32", "bfloat16", "float16")
+
+
+class TrainingError(RuntimeError):
+    """Training cannot continue (non-finite loss, incompatible checkpoint, unusable workdir)."""
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Objective
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def metric_name(config: VPNConfig) -> str:
+    """The paper's metric for the config: nats/frame (Moving MNIST, sigmoid) or nats/dim (softmax)."""
+    return "nats_per_frame" if config.output == "sigmoid" else "nats_per_dim"
+
+
+def per_example_nats(config: VPNConfig, log_prob):
+    """`[batch, T_pred, H, W, C]` log-probabilities -> `[batch]` in the paper's metric (nats/frame or nats/dim)."""
+    if config.output == "sigmoid":
+        return -tf.reduce_mean(distributions.per_frame(log_prob), axis=1)
+    return -distributions.per_dimension(log_prob)
+
+
+def per_example_loss(config: VPNConfig, log_prob):
+    """The optimised objective per example: negative log-likelihood in nats per dimension.
+
+    Equal to the metric up to a constant factor (H*W*C for nats/frame), so it has the same minimiser; nats/dim keeps
+    gradient magnitudes independent of the frame size.
+    """
+    return -distributions.per_dimension(log_prob)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Learning-rate plateau schedule
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+class Plateau(tf.Module):
+    """Multiplies the learning rate by `factor` when the validation metric has not improved (by more than
+    `min_delta`) for `patience` consecutive evaluations (§5.1: "multiply the learning rate by 0.3 when learning
+    flatlines"). Its state lives in variables, so checkpoints restore it exactly.
+    """
+
+    def __init__(self, factor: float, patience: int, min_delta: float = 0.0):
+        super().__init__(name="plateau")
+        if not 0 < factor <= 1 or patience < 1:
+            raise ValueError(f"need 0 < factor <= 1 and patience >= 1. Received: {factor}, {patience}")
+        self.factor, self.patience, self.min_delta = factor, patience, min_delta
+        self.best = tf.Variable(math.inf, dtype=tf.float64, trainable=False, name="best")
+        self.bad_evals = tf.Variable(0, dtype=tf.int64, trainable=False, name="bad_evals")
+
+    def update(self, value: float, learning_rate: tf.Variable) -> bool:
+        """Records one evaluation (lower is better); returns True if the learning rate was decayed."""
+        if value < float(self.best.numpy()) - self.min_delta:
+            self.best.assign(value)
+            self.bad_evals.assign(0)
+            return False
+        self.bad_evals.assign_add(1)
+        if int(self.bad_evals.numpy()) >= self.patience:
+            learning_rate.assign(learning_rate * self.factor)
+            self.bad_evals.assign(0)
+            return True
+        return False
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Setup
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def make_strategy(num_cpu_devices: int = 0) -> tf.distribute.Strategy:
+    """MultiWorkerMirroredStrategy when TF_CONFIG names a cluster, else MirroredStrategy over the local devices.
+
+    `num_cpu_devices` > 1 splits the CPU into that many logical devices (for testing data parallelism without GPUs);
+    it must be called before TensorFlow initialises its devices.
+    """
+    if num_cpu_devices > 1:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * num_cpu_devices)
+    if os.environ.get("TF_CONFIG") and json.loads(os.environ["TF_CONFIG"]).get("cluster"):
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    gpus = tf.config.list_logical_devices("GPU")
+    devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
+    return tf.distribute.MirroredStrategy(devices)
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.cluster_spec().as_dict():
+        return True
+    return resolver.task_type in (None, "chief") or (resolver.task_type == "worker" and resolver.task_id == 0)
+
+
+def check_workdir(workdir: str) -> None:
+    """Creates `workdir` and proves it writable, before any training starts."""
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=workdir, prefix=".write_test"):
+            pass
+    except OSError as e:
+        raise TrainingError(f"workdir {workdir!r} is not writable: {e.strerror or e}") from None
+
+
+def check_compatible(workdir: str, config: VPNConfig) -> None:
+    """Raises if `workdir` holds a run of another architecture (its config.json differs on weight-shaping fields)."""
+    path = os.path.join(workdir, CONFIG_FILE)
+    if not os.path.exists(path) or tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")) is None:
+        return
+    with open(path) as f:
+        saved = VPNConfig.from_dict(json.load(f))
+    diff = saved.diff(config, ARCHITECTURE_FIELDS)
+    if diff:
+        fields = ", ".join(f"{k}: checkpoint {a!r} vs requested {b!r}" for k, (a, b) in diff.items())
+        raise TrainingError(f"The checkpoint in {workdir} is from another config ({fields}); use another --workdir")
+
+
+def write_config(workdir: str, config: VPNConfig, extra: dict | None = None) -> None:
+    with open(os.path.join(workdir, CONFIG_FILE), "w") as f:
+        f.write(config.to_json())
+    if extra:
+        with open(os.path.join(workdir, "run.json"), "w") as f:
+            json.dump(extra, f, indent=2, sort_keys=True)
+
+
+def load_config(workdir: str) -> VPNConfig:
+    path = os.path.join(workdir, CONFIG_FILE)
+    if not os.path.exists(path):
+        raise TrainingError(f"{workdir} holds no {CONFIG_FILE}: not a vpn_tf training directory")
+    with open(path) as f:
+        return VPNConfig.from_dict(json.load(f))
+
+
+@dataclasses.dataclass
+class TrainState:
+    """Everything a checkpoint holds: weights, optimizer slots, counters, the data position and the schedule."""
+
+    model: keras.Model
+    optimizer: keras.optimizers.Optimizer
+    step: tf.Variable
+    data_position: tf.Variable
+    plateau: Plateau
+
+    def checkpoint(self) -> tf.train.Checkpoint:
+        return tf.train.Checkpoint(
+            model=self.model,
+            optimizer=self.optimizer,
+            step=self.step,
+            data_position=self.data_position,
+            plateau=self.plateau,
+        )
+
+    @property
+    def learning_rate(self) -> tf.Variable:
+        opt = getattr(self.optimizer, "inner_optimizer", self.optimizer)
+        return opt.learning_rate
+
+
+def create_train_state(config: VPNConfig, mixed_precision: str = "float32") -> TrainState:
+    """Model (float32 variables, `mixed_precision` compute), RMSProp, counters; call under `strategy.scope()`."""
+    if mixed_precision not in MIXED_PRECISION:
+        raise ValueError(f"mixed_precision must be one of {MIXED_PRECISION}. Received: {mixed_precision!r}")
+    dtype = None if mixed_precision == "float32" else f"mixed_{mixed_precision}"
+    model = build_model(config, dtype=dtype)
+    optimizer = keras.optimizers.RMSprop(learning_rate=config.learning_rate)
+    if mixed_precision == "float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    optimizer.build(model.trainable_variables)
+    return TrainState(
+        model=model,
+        optimizer=optimizer,
+        step=tf.Variable(0, dtype=tf.int64, trainable=False, name="step"),
+        data_position=tf.Variable(0, dtype=tf.int64, trainable=False, name="data_position"),
+        plateau=Plateau(config.lr_decay_factor, config.plateau_patience),
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Steps
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def model_inputs(batch: dict) -> dict:
+    return {k: batch[k] for k in ("video", "actions", "states") if k in batch}
+
+
+def make_train_step(config: VPNConfig, state: TrainState, strategy: tf.distribute.Strategy, jit: bool = False):
+    """A `tf.function` running one synchronous data-parallel step; returns (global mean loss, metric, grad norm).
+
+    Each replica's loss is its examples' summed loss divided by the *global* batch size, so the all-reduced (summed)
+    gradient is the gradient of the global mean whatever the replica count. We all-reduce explicitly to measure the
+    global gradient norm (and clip by it); Keras' optimizer then sums across replicas again, so it is handed the
+    reduced gradient divided by the replica count (exact for power-of-two replica counts).
+    """
+    model, optimizer = state.model, state.optimizer
+    replicas = strategy.num_replicas_in_sync
+    scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+
+    def replica_step(batch):
+        with tf.GradientTape() as tape:
+            log_prob = model.log_prob(**model_inputs(batch), training=True)
+            per_example = per_example_loss(config, log_prob)
+            loss = tf.reduce_sum(per_example) / config.batch_size
+            objective = optimizer.scale_loss(loss) if scaled else loss
+        grads = tape.gradient(objective, model.trainable_variables)
+        ctx = tf.distribute.get_replica_context()
+        grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+        true_grads = [g / optimizer.dynamic_scale for g in grads] if scaled else grads
+        norm = tf.linalg.global_norm(true_grads)
+        if config.grad_clip_norm > 0:
+            factor = tf.minimum(1.0, config.grad_clip_norm / (norm + 1e-12))
+            grads = [g * factor for g in grads]
+        optimizer.apply_gradients(zip([g / replicas for g in grads], model.trainable_variables, strict=True))
+        metric = tf.reduce_sum(per_example_nats(config, log_prob)) / config.batch_size
+        return loss, metric, norm
+
+    def step(batch):
+        loss, metric, norm = strategy.run(replica_step, args=(batch,))
+        loss = strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
+        metric = strategy.reduce(tf.distribute.ReduceOp.SUM, metric, axis=None)
+        norm = strategy.reduce(tf.distribute.ReduceOp.MEAN, norm, axis=None)  # identical on every replica
+        state.step.assign_add(1)
+        state.data_position.assign_add(config.batch_size)
+        return loss, metric, norm
+
+    return tf.function(step, jit_compile=jit)
+
+
+def evaluate(config: VPNConfig, model: keras.Model, dataset, batch_size: int | None = None, progress: bool = False):
+    """The paper's metric on an unbatched dataset: {metric: mean, metric_stderr, count[, lower_bound]}.
+
+    Moving MNIST adds the lower bound (Eq. 5 with y = z) of the same sequences.
+    """
+    name = metric_name(config)
+    batch_size = batch_size or config.batch_size
+
+    @tf.function
+    def eval_batch(batch):
+        lp = model.log_prob(**model_inputs(batch))
+        values = per_example_nats(config, lp)
+        bound = (
+            distributions.lower_bound_nats_per_frame(batch["video"], config.context_frames)
+            if config.output == "sigmoid"
+            else tf.zeros_like(values)
+        )
+        return values, bound
+
+    values, bounds = [], []
+    bar = _bar(None, f"eval {name}", progress)
+    for batch in dataset.batch(batch_size):
+        v, b = eval_batch(batch)
+        values.append(v.numpy())
+        bounds.append(b.numpy())
+        bar.update(len(v))
+    bar.close()
+    if not values:
+        raise TrainingError("the evaluation dataset is empty")
+    values = np.concatenate(values).astype(np.float64)
+    out = {name: float(values.mean()), f"{name}_stderr": _stderr(values), "count": len(values)}
+    if config.output == "sigmoid":
+        out["lower_bound"] = float(np.concatenate(bounds).mean())
+    return out
+
+
+def _stderr(values):
+    return float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else float("nan")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Pictures for TensorBoard
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def expected_frames(config: VPNConfig, logits):
+    """The mean of each predicted dimension's distribution as uint8 (teacher-forced: given the true past pixels)."""
+    if config.output == "sigmoid":
+        mean = tf.sigmoid(logits[..., 0]) * 255.0
+    else:
+        probs = tf.nn.softmax(logits, axis=-1)
+        mean = tf.reduce_sum(probs * tf.range(256, dtype=tf.float32), axis=-1)
+    return tf.cast(tf.round(mean), tf.uint8)
+
+
+def video_grid(rows: list[np.ndarray], gap: int = 2) -> np.ndarray:
+    """Lays out rows of frames `[T, H, W, C]` (shorter rows right-aligned) as one uint8 image `[H', W', C]`."""
+    t = max(len(r) for r in rows)
+    h, w, c = rows[0].shape[1:]
+    grid = np.full(((h + gap) * len(rows) - gap, (w + gap) * t - gap, c), 128, np.uint8)
+    for i, row in enumerate(rows):
+        offset = t - len(row)
+        for j, frame in enumerate(row):
+            y, x = i * (h + gap), (offset + j) * (w + gap)
+            grid[y : y + h, x : x + w] = frame
+    return grid
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The loop
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def train_and_evaluate(
+    config: VPNConfig,
+    workdir: str,
+    train_dataset_fn: Callable,
+    eval_dataset_fn: Callable | None = None,
+    seed: int = 0,
+    strategy: tf.distribute.Strategy | None = None,
+    jit: bool = False,
+    mixed_precision: str = "float32",
+    deterministic: bool = True,
+    log_every: int = 10,
+    progress: bool = True,
+    sample_fn: Callable | None = None,
+) -> dict:
+    """Trains `config` in `workdir` up to `config.steps` steps, resuming from the latest checkpoint there.
+
+    Args:
+        config: the run's config (written to workdir/config.json).
+        workdir: checkpoints/, TensorBoard logs (train/, eval/), config.json.
+        train_dataset_fn: `fn(start) -> fn(InputContext) -> dataset` of per-replica batches from stream position
+            `start` (see `datasets.pipelines.distributed_train_dataset_fn`).
+        eval_dataset_fn: `fn(split, num_sequences) -> unbatched dataset`; evaluation runs on "validation" every
+            `config.eval_every` steps and at the end, and drives the learning-rate plateau.
+        seed: initialisation and data seed.
+        strategy: defaults to `make_strategy()`.
+        jit: compile the train step with XLA.
+        mixed_precision: "float32", "bfloat16" or "float16" (dynamic loss scaling).
+        deterministic: enable deterministic ops (bitwise-reproducible runs and resumes).
+        log_every: steps between scalar summaries.
+        progress: show a progress bar.
+        sample_fn: optional `fn(model, batch) -> uint8 [B, T_pred, H, W, C]` continuations for TensorBoard; without
+            it, images show teacher-forced predictions, labelled as such.
+
+    Returns:
+        The last evaluation's metrics (or the last training metrics if there is no evaluation).
+    """
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+    keras.utils.set_random_seed(seed)
+    strategy = strategy or make_strategy()
+    chief = is_chief(strategy)
+    # Non-chief workers of a multi-worker run write their (identical) checkpoints apart, as tf.distribute requires.
+    own_dir = workdir if chief else os.path.join(workdir, f"worker_{strategy.cluster_resolver.task_id}")
+    check_workdir(own_dir)
+    check_compatible(own_dir, config)
+    write_config(own_dir, config, {"seed": seed, "jit": jit, "mixed_precision": mixed_precision})
+
+    with strategy.scope():
+        state = create_train_state(config, mixed_precision)
+    ckpt = state.checkpoint()
+    manager = tf.train.CheckpointManager(ckpt, os.path.join(own_dir, "checkpoints"), max_to_keep=3)
+    if manager.latest_checkpoint:
+        ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        _log(f"Resumed from {manager.latest_checkpoint} at step {int(state.step.numpy())}", progress)
+
+    start = int(state.data_position.numpy())
+    dist_ds = strategy.distribute_datasets_from_function(train_dataset_fn(start))
+    iterator = iter(dist_ds)
+    train_step = make_train_step(config, state, strategy, jit)
+    writers = {
+        k: tf.summary.create_file_writer(os.path.join(own_dir, k) if chief else os.path.join(own_dir, "tb", k))
+        for k in ("train", "eval")
+    }
+    name = metric_name(config)
+    step = int(state.step.numpy())
+    bar = _bar(config.steps, "train", progress, initial=step)
+    last = {}
+    t0, seqs0 = time.perf_counter(), 0
+    while step < config.steps:
+        batch = next(iterator)
+        loss, metric, norm = train_step(batch)
+        loss, metric, norm = float(loss), float(metric), float(norm)
+        if not (math.isfinite(loss) and math.isfinite(norm)):
+            good = manager.latest_checkpoint or "none yet"
+            raise TrainingError(
+                f"Non-finite loss ({loss}) or gradient norm ({norm}) at step {step + 1}; stopped without saving. "
+                f"Last good checkpoint: {good}"
+            )
+        step += 1
+        seqs0 += config.batch_size
+        bar.update(1)
+        bar.set_postfix({name: f"{metric:.4g}", "lr": f"{float(state.learning_rate.numpy()):.2g}"})
+        last = {name: metric, "loss": loss, "grad_norm": norm}
+        if step % log_every == 0 or step == config.steps:
+            elapsed = time.perf_counter() - t0
+            with writers["train"].as_default(step=step):
+                tf.summary.scalar(name, metric)
+                tf.summary.scalar("loss_nats_per_dim", loss)
+                tf.summary.scalar("grad_norm", norm)
+                tf.summary.scalar("learning_rate", float(state.learning_rate.numpy()))
+                tf.summary.scalar("sequences_per_second", seqs0 / max(elapsed, 1e-9))
+            t0, seqs0 = time.perf_counter(), 0
+        if eval_dataset_fn is not None and (step % config.eval_every == 0 or step == config.steps):
+            last = _evaluate_and_log(config, state, eval_dataset_fn, writers["eval"], step, sample_fn, progress)
+            state.plateau.update(last[name], state.learning_rate)
+        if step % config.checkpoint_every == 0 or step == config.steps:
+            manager.save(checkpoint_number=step)
+    bar.close()
+    for w in writers.values():
+        w.flush()
+    return last
+
+
+def _evaluate_and_log(config, state, eval_dataset_fn, writer, step, sample_fn, progress):
+    name = metric_name(config)
+    ds = eval_dataset_fn("validation", config.eval_sequences)
+    metrics = evaluate(config, state.model, ds)
+    batch = next(iter(ds.batch(min(4, config.eval_sequences))))
+    inputs = model_inputs(batch)
+    video = batch["video"].numpy()
+    if sample_fn is not None:
+        predicted, label = np.asarray(sample_fn(state.model, batch)), "samples"
+    else:
+        logits = state.model.conditional_logits(**inputs)
+        predicted, label = expected_frames(config, logits).numpy(), "teacher_forced_predictions"
+    rows = []
+    for b in range(len(video)):
+        rows += [video[b], predicted[b]]
+    with writer.as_default(step=step):
+        for k, v in metrics.items():
+            tf.summary.scalar(k, v)
+        # Rows: ground truth (context + future) / the model's frames under it, as in the paper's Fig. 4.
+        tf.summary.image(f"{label}/truth_then_model", video_grid(rows)[None], step=step)
+    _log(f"step {step}: validation {name} {metrics[name]:.4f}" + _bound(metrics), progress)
+    return metrics
+
+
+def _bound(metrics):
+    return f" (lower bound {metrics['lower_bound']:.2f})" if "lower_bound" in metrics else ""
+
+
+def _log(message, progress):
+    if progress:
+        print(message, file=sys.stderr, flush=True)
+
+
+def _bar(total, desc, enabled, initial=0):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, initial=initial, disable=not enabled, file=sys.stderr, dynamic_ncols=True)
+
+
+def restore_model(workdir: str, checkpoint: str | None = None, mixed_precision: str = "float32"):
+    """(config, model) from a training directory's config.json and its latest (or the given) checkpoint."""
+    config = load_config(workdir)
+    path = checkpoint or tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+    if path is None:
+        raise TrainingError(f"No checkpoint in {os.path.join(workdir, 'checkpoints')}")
+    dtype = None if mixed_precision == "float32" else f"mixed_{mixed_precision}"
+    model = build_model(config, dtype=dtype)
+    tf.train.Checkpoint(model=model).restore(path).expect_partial().assert_existing_objects_matched()
+    return config, model
