@@ -35,6 +35,11 @@ import tensorflow as tf
 from datasets import mnist
 from datasets import tfrecord as tfr
 
+# Counter-based RNG named explicitly: the default "auto_select" may pick another algorithm under XLA or on GPU,
+# which would change samples and data across devices.
+ALG = "philox"
+
+
 FRAME_SIZE = 64
 DIGIT_SIZE = 28
 NUM_FRAMES = 20
@@ -60,9 +65,9 @@ def default_cache_dir() -> str:
 
 def trajectories(seed, num_frames=NUM_FRAMES, num_digits=NUM_DIGITS, speed=SPEED):
     """Positions in [0, 1]^2 of the free range, `[num_digits, num_frames, 2]` float32, for a stateless `seed[2]`."""
-    s_pos, s_theta = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-    start = tf.random.stateless_uniform([num_digits, 2], s_pos)
-    theta = tf.random.stateless_uniform([num_digits], s_theta) * (2.0 * math.pi)
+    s_pos, s_theta = tf.unstack(tf.random.experimental.stateless_split(seed, 2, alg=ALG))
+    start = tf.random.stateless_uniform([num_digits, 2], s_pos, alg=ALG)
+    theta = tf.random.stateless_uniform([num_digits], s_theta, alg=ALG) * (2.0 * math.pi)
     velocity = speed * tf.stack([tf.sin(theta), tf.cos(theta)], axis=-1)
 
     def step(carry, _):
@@ -94,14 +99,14 @@ def render(digits, positions, frame_size=FRAME_SIZE):
 def sequence_seed(seed: int, index):
     """The stateless seed of sequence `index` of the stream with integer `seed`."""
     base = tf.constant([seed & 0x7FFFFFFF, seed >> 31], tf.int64)
-    return tf.random.experimental.stateless_fold_in(base, tf.cast(index, tf.int64))
+    return tf.random.experimental.stateless_fold_in(base, tf.cast(index, tf.int64), alg=ALG)
 
 
 def make_sequence(images, seed, num_frames=NUM_FRAMES, num_digits=NUM_DIGITS, speed=SPEED):
     """One sequence: (uint8 video `[T, 64, 64, 1]`, int32 digit indices `[num_digits]`) for a stateless `seed`."""
-    s_digits, s_traj = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    s_digits, s_traj = tf.unstack(tf.random.experimental.stateless_split(seed, 2, alg=ALG))
     n = tf.shape(images, out_type=tf.int32)[0]
-    idx = tf.random.stateless_uniform([num_digits], s_digits, minval=0, maxval=n, dtype=tf.int32)
+    idx = tf.random.stateless_uniform([num_digits], s_digits, minval=0, maxval=n, dtype=tf.int32, alg=ALG)
     video = render(tf.gather(images, idx), trajectories(s_traj, num_frames, num_digits, speed))
     return video, idx
 

@@ -25,6 +25,11 @@ import tensorflow as tf
 
 from datasets import tfrecord as tfr
 
+# Counter-based RNG named explicitly: the default "auto_select" may pick another algorithm under XLA or on GPU,
+# which would change samples and data across devices.
+ALG = "philox"
+
+
 IMAGE_SIZE = 64
 VECTOR_DIM = 5
 ORIGINAL_SHAPE = (512, 640)  # height, width of the real dataset's frames
@@ -175,7 +180,7 @@ def iterate(ds, files, sequence_length: int = 20, image_shape=None):
 def random_subsequence(example, length: int, seed):
     """A random window of `length` consecutive frames (with its actions and states), from a stateless `seed[2]`."""
     total = tf.shape(example["video"])[0]
-    start = tf.random.stateless_uniform([], seed, minval=0, maxval=total - length + 1, dtype=tf.int32)
+    start = tf.random.stateless_uniform([], seed, minval=0, maxval=total - length + 1, dtype=tf.int32, alg=ALG)
     return {k: v[start : start + length] for k, v in example.items()}
 
 
@@ -208,7 +213,9 @@ def train_dataset(
     def window(i, pair):
         filename, record = pair
         example = decode_push_example(record, filename, sequence_length)
-        return random_subsequence(example, subsequence_length, tf.random.experimental.stateless_fold_in(base, i))
+        return random_subsequence(
+            example, subsequence_length, tf.random.experimental.stateless_fold_in(base, i, alg=ALG)
+        )
 
     return ds.map(window, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
 

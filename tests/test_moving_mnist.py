@@ -15,11 +15,11 @@ def _take(ds, n):
 
 def _reference_video(images, seed):
     """The protocol in numpy, from the generator's own seeds: Srivastava et al.'s loop, clip and negate."""
-    s_digits, s_traj = tf.random.experimental.stateless_split(seed, 2).numpy()
-    idx = tf.random.stateless_uniform([2], s_digits, 0, len(images), tf.int32).numpy()
-    s_pos, s_theta = tf.random.experimental.stateless_split(s_traj, 2).numpy()
-    pos = tf.random.stateless_uniform([2, 2], s_pos).numpy().astype(np.float32)
-    theta = tf.random.stateless_uniform([2], s_theta).numpy() * np.float32(2 * np.pi)
+    s_digits, s_traj = tf.random.experimental.stateless_split(seed, 2, alg="philox").numpy()
+    idx = tf.random.stateless_uniform([2], s_digits, 0, len(images), tf.int32, alg="philox").numpy()
+    s_pos, s_theta = tf.random.experimental.stateless_split(s_traj, 2, alg="philox").numpy()
+    pos = tf.random.stateless_uniform([2, 2], s_pos, alg="philox").numpy().astype(np.float32)
+    theta = tf.random.stateless_uniform([2], s_theta, alg="philox").numpy() * np.float32(2 * np.pi)
     vel = np.float32(0.1) * np.stack([np.sin(theta), np.cos(theta)], -1).astype(np.float32)
     video = np.zeros((20, 64, 64), np.uint8)
     for t in range(20):
