@@ -28,6 +28,9 @@ def parse(argv=None):
     parser.add_argument("--nondeterministic", action="store_true", help="allow non-deterministic (faster) ops")
     parser.add_argument("--log_every", type=int, default=10)
     parser.add_argument("--no_progress", action="store_true")
+    parser.add_argument(
+        "--no_samples", action="store_true", help="TensorBoard shows teacher-forced predictions instead of samples"
+    )
     args = cli.parse_known(parser, argv)
     config = cli.config_from_args(args, DEFAULT_PRESET)
     return args, config
@@ -54,6 +57,7 @@ def main(argv=None):
             deterministic=not args.nondeterministic,
             log_every=args.log_every,
             progress=not args.no_progress,
+            sample_fn=None if args.no_samples else training.continuation_sampler(args.seed),
         )
     except (training.TrainingError, ValueError) as e:
         raise SystemExit(f"error: {e}") from None

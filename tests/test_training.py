@@ -56,7 +56,7 @@ def test_three_steps_through_train_py_write_checkpoints_and_summaries(tmp_path):
     assert {"nats_per_frame", "loss_nats_per_dim", "grad_norm", "learning_rate", "sequences_per_second"} <= train_tags
     eval_tags = _event_tags(tmp_path / "eval")
     assert {"nats_per_frame", "nats_per_frame_stderr", "lower_bound"} <= eval_tags
-    assert "teacher_forced_predictions/truth_then_model" in eval_tags
+    assert "samples/truth_then_model" in eval_tags
     # evaluate.py reads the run back.
     ev = subprocess.run(
         [sys.executable, os.path.join(ROOT, "evaluate.py"), "--workdir", str(tmp_path), "--split", "validation"],
@@ -67,6 +67,11 @@ def test_three_steps_through_train_py_write_checkpoints_and_summaries(tmp_path):
         check=True,
     )
     assert "tiny validation:" in ev.stdout and "nats/frame" in ev.stdout and "lower bound" in ev.stdout
+
+
+def test_teacher_forced_pictures_without_the_sampler(tmp_path):
+    _train(tmp_path, "--steps", "1", "--no_samples")
+    assert "teacher_forced_predictions/truth_then_model" in _event_tags(tmp_path / "eval")
 
 
 def test_kill_and_resume_is_bitwise_identical(tmp_path):
@@ -240,3 +245,35 @@ def test_mixed_precision_and_xla_steps(mixed_precision, jit):
     changed = [not np.array_equal(b, v.numpy()) for b, v in zip(before, state.model.trainable_variables, strict=True)]
     assert all(changed)
     assert int(state.step.numpy()) == 2 and int(state.data_position.numpy()) == 4
+
+
+def test_sample_py_writes_gifs_and_grid(tmp_path):
+    _train(tmp_path / "run", "--steps", "1", "--no_samples")
+    out = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(ROOT, "sample.py"),
+            "--workdir",
+            str(tmp_path / "run"),
+            "--split",
+            "validation",
+            "--num_sequences",
+            "2",
+            "--num_samples",
+            "2",
+            "--out",
+            str(tmp_path / "samples"),
+        ],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    from PIL import Image
+
+    gif = Image.open(tmp_path / "samples" / "sequence_0.gif")
+    assert gif.n_frames == 4  # tiny: 2 context + 2 generated frames
+    grid = Image.open(tmp_path / "samples" / "grid.png")
+    # 2 sequences x (truth + 2 samples) rows of 4 frames, 8 px frames, 2 px gaps, upscaled x2.
+    assert grid.size == (2 * (4 * 10 - 2), 2 * (6 * 10 - 2))

@@ -35,6 +35,10 @@ class ExportModule(tf.Module):
     def __init__(self, model, xla: bool = False, temperature: float = 1.0):
         super().__init__(name="vpn_export")
         self.model = model
+        # Track the backing tf.Variables themselves (Keras 3 variables wrap them): the serving functions capture
+        # these handles, and TF1-style loaders (TF Serving, saved_model_cli run) only restore variables that the
+        # SavedModel's saver knows as such. Without this, `saved_model_cli run` fails with "Could not find variable".
+        self.model_variables = [v.value for v in model.variables]
         self.config: VPNConfig = model.config
         self.temperature = float(temperature)
         self._sampler = Sampler(model, "cached", jit=xla)

@@ -26,6 +26,7 @@ import tensorflow as tf
 from vpn_tf import distributions
 from vpn_tf.config import ARCHITECTURE_FIELDS, VPNConfig
 from vpn_tf.models.vpn import build_model
+from vpn_tf.visualize import video_grid
 
 CONFIG_FILE = "config.json"
 MIXED_PRECISION = ("float32", "bfloat16", "float16")
@@ -311,19 +312,6 @@ def expected_frames(config: VPNConfig, logits):
     return tf.cast(tf.round(mean), tf.uint8)
 
 
-def video_grid(rows: list[np.ndarray], gap: int = 2) -> np.ndarray:
-    """Lays out rows of frames `[T, H, W, C]` (shorter rows right-aligned) as one uint8 image `[H', W', C]`."""
-    t = max(len(r) for r in rows)
-    h, w, c = rows[0].shape[1:]
-    grid = np.full(((h + gap) * len(rows) - gap, (w + gap) * t - gap, c), 128, np.uint8)
-    for i, row in enumerate(rows):
-        offset = t - len(row)
-        for j, frame in enumerate(row):
-            y, x = i * (h + gap), (offset + j) * (w + gap)
-            grid[y : y + h, x : x + w] = frame
-    return grid
-
-
 # ---------------------------------------------------------------------------------------------------------------------
 # The loop
 # ---------------------------------------------------------------------------------------------------------------------
@@ -430,6 +418,28 @@ def train_and_evaluate(
     for w in writers.values():
         w.flush()
     return last
+
+
+def continuation_sampler(seed: int = 0) -> Callable:
+    """A `sample_fn` for `train_and_evaluate`: cached ancestral sampling of the frames after the context (the same
+    seed at every evaluation, so TensorBoard shows how one draw evolves with training)."""
+    from vpn_tf.sampling import Sampler
+
+    samplers = {}
+
+    def fn(model, batch):
+        sampler = samplers.setdefault(id(model), Sampler(model))
+        n_ctx = model.config.context_frames
+        video = batch["video"].numpy()
+        return sampler.sample(
+            video[:, :n_ctx],
+            video.shape[1] - n_ctx,
+            seed=(seed, 0),
+            actions=batch["actions"].numpy() if "actions" in batch else None,
+            states=batch["states"].numpy() if "states" in batch else None,
+        )
+
+    return fn
 
 
 def _evaluate_and_log(config, state, eval_dataset_fn, writer, step, sample_fn, progress):

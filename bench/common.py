@@ -1,0 +1,52 @@
+"""Shared helpers for the benchmark scripts: timing, JSON-lines output, machine description.
+
+Benchmarks report ratios measured side by side in one process (the machines are shared and noisy); absolute
+times are printed for context, never asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def emit(record: dict) -> dict:
+    """Prints one JSON line (the benchmark's result) and returns it."""
+    print(json.dumps(record, sort_keys=True), flush=True)
+    return record
+
+
+def timeit(fn, repeats: int = 3, warmup: int = 1) -> float:
+    """Median seconds per call of `fn()` after `warmup` calls (fn must block until its work is done)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    times.sort()
+    return times[len(times) // 2]
+
+
+def machine() -> dict:
+    import tensorflow as tf
+
+    cpu = platform.processor() or "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "tensorflow": tf.__version__, "python": platform.python_version()}

@@ -1,0 +1,65 @@
+"""Data rates: the Moving MNIST training stream vs what training of `cpu_moving_mnist` consumes (target >= 20x).
+
+`python -m bench.data [--batches N]` prints JSON lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from bench.common import emit, machine, timeit
+
+
+def stream_rate(batches: int, batch_size: int = 16) -> float:
+    from datasets import moving_mnist
+
+    it = iter(moving_mnist.train_stream(seed=0).batch(batch_size))
+    next(it)
+    t = time.perf_counter()
+    for _ in range(batches):
+        next(it)["video"].numpy()
+    return batches * batch_size / (time.perf_counter() - t)
+
+
+def training_rate(config_name: str = "cpu_moving_mnist", steps: int = 2) -> float:
+    """Sequences/s consumed by the float32 graph-mode train step (one device), data excluded."""
+    import tensorflow as tf
+
+    from datasets import pipelines
+    from vpn_tf import get_config, training
+
+    config = get_config(config_name)
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    with strategy.scope():
+        state = training.create_train_state(config)
+    ds = strategy.distribute_datasets_from_function(pipelines.distributed_train_dataset_fn(config, 0, 0))
+    batch = next(iter(ds))
+    step = training.make_train_step(config, state, strategy)
+    seconds = timeit(lambda: float(step(batch)[0]), repeats=steps, warmup=1)
+    return config.batch_size / seconds
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--batches", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=2)
+    args = parser.parse_args(argv)
+    stream = stream_rate(args.batches)
+    train = training_rate(steps=args.steps)
+    return [
+        emit(
+            {
+                "bench": "data/moving_mnist_stream",
+                "stream_sequences_per_s": round(stream, 1),
+                "training_consumes_sequences_per_s": round(train, 3),
+                "ratio": round(stream / train, 1),
+                "target_ratio": 20,
+                **machine(),
+            }
+        )
+    ]
+
+
+if __name__ == "__main__":
+    main()

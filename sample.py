@@ -1,0 +1,106 @@
+"""Sample continuations: `python sample.py --workdir DIR [--split test] [--num_sequences 4] [--num_samples 3]`.
+
+Takes context frames from a dataset split, samples continuations with the cached sampler (or a SavedModel's `sample`
+signature with --saved_model), and writes animated GIFs and a PNG grid like the paper's Fig. 4/5/7: per sequence,
+the ground truth (context + future) then each sample under it.
+"""
+
+import argparse
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from vpn_tf import cli  # noqa: E402
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--workdir", default=None, help="a train.py working directory (latest checkpoint)")
+    parser.add_argument("--saved_model", default=None, help="sample through an exported SavedModel instead")
+    parser.add_argument("--split", default="test", help="where the context comes from (default test)")
+    parser.add_argument("--num_sequences", type=int, default=4)
+    parser.add_argument("--num_samples", type=int, default=3, help="continuations per context")
+    parser.add_argument("--num_frames", type=int, default=None, help="frames to generate (default: the benchmark's)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--out", default="samples", help="output directory")
+    parser.add_argument("--scale", type=int, default=2, help="pixel upscaling of the pictures")
+    parser.add_argument("--data_dir", default=None, help="override the config's data_dir (pushing data)")
+    args = cli.parse_known(parser, argv)
+    if not args.workdir:
+        raise SystemExit("error: pass --workdir DIR (the training directory; with --saved_model it gives the config)")
+
+    import numpy as np
+    import tensorflow as tf
+    from tqdm import tqdm
+
+    from datasets import pipelines
+    from vpn_tf import training, visualize
+    from vpn_tf.sampling import Sampler
+
+    try:
+        if args.saved_model:
+            config = training.load_config(args.workdir)
+            model, signature = None, tf.saved_model.load(args.saved_model).signatures["sample"]
+        else:
+            config, model = training.restore_model(args.workdir)
+        if args.data_dir:
+            config = config.replace(data_dir=args.data_dir)
+        ds = pipelines.eval_dataset(config, args.split, args.num_sequences)
+        batch = next(iter(ds.batch(args.num_sequences)))
+    except (training.TrainingError, ValueError, FileNotFoundError) as e:
+        raise SystemExit(f"error: {e}") from None
+    video = batch["video"].numpy()
+    n_ctx = config.context_frames
+    num_frames = args.num_frames or (video.shape[1] - n_ctx)
+    context = video[:, :n_ctx]
+    actions = batch["actions"].numpy() if "actions" in batch else None
+    states = batch["states"].numpy() if "states" in batch else None
+    if actions is not None and actions.shape[1] < n_ctx + num_frames:
+        raise SystemExit(
+            f"error: the split has actions for {actions.shape[1]} frames; use --num_frames <= "
+            f"{actions.shape[1] - n_ctx}"
+        )
+    samples = []
+    sampler = None if model is None else Sampler(model, "cached")
+    for s in tqdm(range(args.num_samples), desc="samples", unit="sample"):
+        seed = (args.seed, s)
+        if sampler is not None:
+            frames = sampler.sample(context, num_frames, seed, actions, states, args.temperature, progress=False)
+        else:
+            kw = {
+                "context": tf.constant(context),
+                "seed": tf.constant(seed, tf.int32),
+                "num_frames": tf.constant(num_frames, tf.int32),
+            }
+            if actions is not None:
+                kw["actions"] = tf.constant(actions[:, : n_ctx + num_frames])
+            if states is not None:
+                kw["states"] = tf.constant(states)
+            frames = signature(**kw)["frames"].numpy()
+        samples.append(frames)
+    os.makedirs(args.out, exist_ok=True)
+    rows = []
+    truth_len = min(video.shape[1], n_ctx + num_frames)
+    for b in range(len(video)):
+        rows.append(video[b, :truth_len])
+        for s in range(args.num_samples):
+            rows.append(np.concatenate([context[b], samples[s][b]]))
+        full = [np.concatenate([context[b], samples[s][b]]) for s in range(args.num_samples)]
+        truth = video[b, :truth_len]
+        if len(truth) < len(full[0]):
+            truth = np.concatenate([truth, np.zeros_like(full[0][len(truth) :])])
+        visualize.save_gif(
+            os.path.join(args.out, f"sequence_{b}.gif"), visualize.side_by_side([truth, *full]), scale=args.scale
+        )
+    visualize.save_png(os.path.join(args.out, "grid.png"), visualize.video_grid(rows), scale=args.scale)
+    print(
+        f"wrote {args.out}/grid.png (per sequence: truth, then {args.num_samples} samples) and "
+        f"{len(video)} GIFs (truth | samples side by side)"
+    )
+
+
+if __name__ == "__main__":
+    main()

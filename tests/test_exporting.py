@@ -1,0 +1,206 @@
+import concurrent.futures
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import vpn_tf
+from vpn_tf import exporting
+from vpn_tf.sampling import Sampler
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": ROOT}
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    base = tmp_path_factory.mktemp("export")
+    cfg = vpn_tf.get_config("tiny_rgb")
+    model = vpn_tf.build_model(cfg)
+    path = exporting.export(model, str(base / "vpn" / "1"))
+    return cfg, model, path
+
+
+def _inputs(seed=0, batch=2, n_ctx=2, num_frames=2):
+    rng = np.random.default_rng(seed)
+    t = n_ctx + num_frames
+    return {
+        "sample/context": rng.integers(0, 256, (batch, n_ctx, 8, 8, 3)).astype(np.uint8),
+        "sample/seed": np.array([4, 2], np.int32),
+        "sample/num_frames": np.array(num_frames, np.int32),
+        "sample/actions": rng.normal(size=(batch, t, 5)).astype("float32"),
+        "sample/states": rng.normal(size=(batch, n_ctx, 5)).astype("float32"),
+        "log_prob/video": rng.integers(0, 256, (batch, 4, 8, 8, 3)).astype(np.uint8),
+        "log_prob/actions": rng.normal(size=(batch, 4, 5)).astype("float32"),
+        "log_prob/states": rng.normal(size=(batch, 2, 5)).astype("float32"),
+    }
+
+
+def test_fresh_process_calls_both_signatures_and_matches_in_process(exported, tmp_path):
+    cfg, model, path = exported
+    inputs = _inputs()
+    np.savez(tmp_path / "in.npz", **inputs)
+    subprocess.run(
+        [
+            sys.executable,
+            os.path.join(ROOT, "tests", "helpers", "call_export.py"),
+            path,
+            tmp_path / "in.npz",
+            tmp_path / "out.npz",
+        ],
+        env=ENV,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    out = np.load(tmp_path / "out.npz")
+    ref = Sampler(model).sample(
+        inputs["sample/context"], 2, seed=(4, 2), actions=inputs["sample/actions"], states=inputs["sample/states"]
+    )
+    np.testing.assert_array_equal(out["frames"], ref)
+    np.testing.assert_array_equal(out["default_frames"], ref)
+    lp = model.log_prob(inputs["log_prob/video"], inputs["log_prob/actions"], inputs["log_prob/states"]).numpy()
+    np.testing.assert_allclose(out["nats_per_frame"], -lp.sum(axis=(2, 3, 4)), rtol=1e-5)
+    np.testing.assert_allclose(out["total_nats"], -lp.sum(axis=(1, 2, 3, 4)), rtol=1e-5)
+    np.testing.assert_allclose(out["nats_per_dim"], -lp.mean(axis=(1, 2, 3, 4)), rtol=1e-5)
+
+
+def test_saved_model_cli_show_and_run(exported, tmp_path):
+    _, _, path = exported
+    show = subprocess.run(
+        ["saved_model_cli", "show", "--dir", path, "--all"],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        check=True,
+        timeout=300,
+    ).stdout
+    for name in ("signature_def['sample']", "signature_def['log_prob']", "signature_def['serving_default']"):
+        assert name in show
+    assert show.count("tensorflow/serving/predict") >= 3
+    inputs = _inputs()
+    for k in ("video", "actions", "states"):
+        np.save(tmp_path / f"{k}.npy", inputs[f"log_prob/{k}"])
+    run = subprocess.run(
+        [
+            "saved_model_cli",
+            "run",
+            "--dir",
+            path,
+            "--tag_set",
+            "serve",
+            "--signature_def",
+            "log_prob",
+            "--inputs",
+            ";".join(f"{k}={tmp_path / k}.npy" for k in ("video", "actions", "states")),
+        ],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "Result for output key total_nats" in run.stdout
+
+
+def test_concurrent_sample_calls_equal_sequential_calls(exported):
+    _, _, path = exported
+    fn = tf.saved_model.load(path).signatures["sample"]
+    inputs = _inputs(batch=1)
+    kw = {k[len("sample/") :]: tf.constant(v) for k, v in inputs.items() if k.startswith("sample/")}
+
+    def call(seed):
+        return fn(**{**kw, "seed": tf.constant([seed, 7], tf.int32)})["frames"].numpy()
+
+    sequential = [call(s) for s in range(8)]
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        concurrent_ = list(pool.map(call, range(8)))
+    for a, b in zip(sequential, concurrent_, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(sequential[0], sequential[1])
+
+
+def test_bad_inputs_raise_clear_errors(exported):
+    _, _, path = exported
+    loaded = tf.saved_model.load(path)
+    inputs = _inputs()
+    kw = {k[len("sample/") :]: tf.constant(v) for k, v in inputs.items() if k.startswith("sample/")}
+    with pytest.raises(tf.errors.InvalidArgumentError, match="num_frames must be >= 1"):
+        loaded.signatures["sample"](**{**kw, "num_frames": tf.constant(0)})
+    with pytest.raises(tf.errors.InvalidArgumentError, match="actions must be .* covering every frame"):
+        loaded.signatures["sample"](**{**kw, "num_frames": tf.constant(5)})
+    with pytest.raises(tf.errors.InvalidArgumentError, match="context must be uint8 \\[batch, time >= 1"):
+        loaded.signatures["sample"](**{**kw, "context": kw["context"][:, :0]})
+    bad = kw["actions"].numpy()
+    bad[0, 0, 0] = np.nan
+    with pytest.raises(tf.errors.InvalidArgumentError, match="actions must be finite"):
+        loaded.signatures["sample"](**{**kw, "actions": tf.constant(bad)})
+    lp_kw = {k[len("log_prob/") :]: tf.constant(v) for k, v in inputs.items() if k.startswith("log_prob/")}
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"video must be uint8 \[batch, time > 2"):
+        loaded.signatures["log_prob"](**{**lp_kw, "video": lp_kw["video"][:, :2]})
+    with pytest.raises(tf.errors.InvalidArgumentError, match="batch size"):
+        loaded.signatures["log_prob"](**{**lp_kw, "actions": lp_kw["actions"][:1]})
+    # Wrong dtype or frame size never reaches the graph: the signature rejects it, naming the expected spec.
+    errors = (TypeError, ValueError, tf.errors.InvalidArgumentError)
+    with pytest.raises(errors, match="expected to be a uint8 tensor but is a float"):
+        loaded.signatures["log_prob"](**{**lp_kw, "video": tf.cast(lp_kw["video"], tf.float32)})
+    with pytest.raises(errors, match="8, 8, 3|shape"):
+        loaded.signatures["log_prob"](**{**lp_kw, "video": lp_kw["video"][:, :, :4]})
+
+
+def test_export_cli_unconditional(tmp_path):
+    out = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(ROOT, "export.py"),
+            "--untrained",
+            "--config",
+            "tiny",
+            "--export_dir",
+            str(tmp_path / "mm" / "1"),
+        ],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "inputs['context']" in out.stdout and "inputs['actions']" not in out.stdout
+    fn = tf.saved_model.load(str(tmp_path / "mm" / "1")).signatures["sample"]
+    frames = fn(context=tf.zeros([1, 2, 8, 8, 1], tf.uint8), seed=tf.constant([1, 2]), num_frames=tf.constant(3))
+    assert frames["frames"].shape == (1, 3, 8, 8, 1)
+    again = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(ROOT, "export.py"),
+            "--untrained",
+            "--config",
+            "tiny",
+            "--export_dir",
+            str(tmp_path / "mm" / "1"),
+        ],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert again.returncode != 0 and "already holds a SavedModel" in again.stderr
+    bad = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(ROOT, "export.py"),
+            "--untrained",
+            "--config",
+            "tiny",
+            "--export_dir",
+            str(tmp_path / "mm" / "latest"),
+        ],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert bad.returncode != 0 and "numeric version" in bad.stderr

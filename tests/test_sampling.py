@@ -1,0 +1,127 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import vpn_tf
+from vpn_tf.sampling import Sampler, TemporalState, frame_conditions, pixel_noise
+
+
+def _setup(preset, batch=2, **overrides):
+    cfg = vpn_tf.get_config(preset, **overrides)
+    model = vpn_tf.build_model(cfg)
+    rng = np.random.default_rng(0)
+    ctx = rng.integers(0, 256, (batch, cfg.context_frames, 8, 8, cfg.channels)).astype(np.uint8)
+    kw = {}
+    if cfg.action_dim:
+        kw["actions"] = rng.normal(size=(batch, cfg.context_frames + 2, 5)).astype("float32")
+    if cfg.state_dim:
+        kw["states"] = rng.normal(size=(batch, cfg.context_frames, 5)).astype("float32")
+    return cfg, model, ctx, kw
+
+
+@pytest.mark.parametrize(
+    "preset, overrides",
+    [("tiny", {}), ("tiny_rgb", {}), ("tiny", {"block": "relu"}), ("tiny_rgb", {"block": "relu", "hidden": 6})],
+)
+def test_cached_equals_naive_for_the_same_seed(preset, overrides):
+    cfg, model, ctx, kw = _setup(preset, **overrides)
+    cached = Sampler(model, "cached").sample(ctx, 2, seed=(3, 4), **kw)
+    naive = Sampler(model, "naive").sample(ctx, 2, seed=(3, 4), **kw)
+    assert cached.shape == (2, 2, 8, 8, cfg.channels) and cached.dtype == np.uint8
+    np.testing.assert_array_equal(cached, naive)  # every pixel, borders included, both frames
+
+
+def test_xla_and_graph_paths_agree():
+    cfg, model, ctx, kw = _setup("tiny_rgb")
+    a = Sampler(model, jit=True).sample(ctx, 2, seed=(1, 1), **kw)
+    b = Sampler(model, jit=False).sample(ctx, 2, seed=(1, 1), **kw)
+    g = Sampler(model, jit=False).sample_graph(
+        tf.constant(ctx), tf.constant(2), tf.constant([1, 1], tf.int64), kw["actions"], kw["states"], tf.constant(1.0)
+    )
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(a, g.numpy())
+
+
+def test_seeds_determine_the_video():
+    cfg, model, ctx, _ = _setup("tiny")
+    s = Sampler(model)
+    a, b, c = (s.sample(ctx, 2, seed=sd) for sd in [(0, 1), (0, 1), (0, 2)])
+    np.testing.assert_array_equal(a, b)
+    assert (a != c).mean() > 0.2
+    assert set(np.unique(a)) <= {0, 255}  # Moving MNIST mode: Bernoulli pixels
+
+
+def test_noise_is_uniform_and_independent_of_jit():
+    cfg = vpn_tf.get_config("tiny_rgb")
+    f = lambda s: pixel_noise(cfg, s, 7, 64)  # noqa: E731
+    seed = tf.constant([5, 6], tf.int64)
+    u = f(seed).numpy()
+    np.testing.assert_array_equal(u, tf.function(f, jit_compile=True)(seed).numpy())
+    assert u.shape == (64, 3, 256) and 0 < u.min() and u.max() < 1
+    assert abs(u.mean() - 0.5) < 0.01 and abs(u.var() - 1 / 12) < 0.005
+    assert not np.array_equal(u, pixel_noise(cfg, seed, 8, 64).numpy())
+
+
+def test_first_pixel_is_drawn_from_its_conditional():
+    # The first pixel of the first generated frame depends only on the context: draw it for many seeds at once
+    # (a batch of identical contexts gets independent noise) and compare with the model's probabilities.
+    for preset in ("tiny", "tiny_rgb"):
+        cfg, model, ctx, kw = _setup(preset, batch=1)
+        n = 3000
+        ctx_n = np.repeat(ctx, n, axis=0)
+        kw_n = {k: np.repeat(v, n, axis=0) for k, v in kw.items()}
+        frame = Sampler(model).sample(ctx_n, 1, seed=(9, 9), **kw_n)[:, 0, 0, 0, 0].astype(np.float64)
+        video = np.concatenate([ctx, np.zeros_like(ctx[:, :1])], axis=1)
+        vec = {k: v[:, : cfg.context_frames + 1] for k, v in kw.items()}
+        logits = model.conditional_logits(video, **vec).numpy()[0, 0, 0, 0, 0]
+        if cfg.output == "sigmoid":
+            p = 1 / (1 + np.exp(-logits[0]))
+            freq = (frame == 255).mean()
+            assert abs(freq - p) < 4 * np.sqrt(p * (1 - p) / n) + 1e-3
+        else:
+            probs = np.exp(logits - logits.max())
+            probs /= probs.sum()
+            mean = (probs * np.arange(256)).sum()
+            sd = np.sqrt((probs * (np.arange(256) - mean) ** 2).sum())
+            assert abs(frame.mean() - mean) < 4 * sd / np.sqrt(n)
+
+
+def test_frame_by_frame_temporal_state_matches_the_teacher_forced_model():
+    cfg, model, _, _ = _setup("tiny_rgb")
+    rng = np.random.default_rng(1)
+    video = rng.integers(0, 256, (2, 4, 8, 8, 3)).astype(np.uint8)
+    actions = rng.normal(size=(2, 4, 5)).astype("float32")
+    states = rng.normal(size=(2, 4, 5)).astype("float32")
+    ref = model.conditional_logits(video, actions=actions, states=states).numpy()
+    conds = frame_conditions(cfg, tf.constant(actions), tf.constant(states), 4, 2)
+    temporal = TemporalState(model)
+    for k, t in enumerate(range(cfg.context_frames, 4)):
+        h, _ = temporal.run(tf.constant(video[:, :t]), conds[:, :t])
+        x = tf.cast(video[:, t], tf.float32) / 127.5 - 1
+        logits = model.decoder(x, h, condition=conds[:, t]).numpy()
+        np.testing.assert_allclose(logits, ref[:, k], atol=1e-4)
+
+
+def test_baseline_samples_every_pixel_at_once():
+    cfg, model, ctx, kw = _setup("tiny_rgb", model="baseline")
+    s = Sampler(model)
+    a = s.sample(ctx, 2, seed=(1, 2), **kw)
+    np.testing.assert_array_equal(a, s.sample(ctx, 2, seed=(1, 2), **kw))
+    assert a.shape == (2, 2, 8, 8, 3)
+    with pytest.raises(ValueError, match="method"):
+        Sampler(model, "beam")
+
+
+def test_bad_sampling_inputs():
+    cfg, model, ctx, kw = _setup("tiny_rgb")
+    s = Sampler(model)
+    with pytest.raises(ValueError, match="uint8"):
+        s.sample(ctx.astype("float32"), 1, **kw)
+    with pytest.raises(ValueError, match="num_frames must be >= 1"):
+        s.sample(ctx, 0, **kw)
+    with pytest.raises(ValueError, match="actions must cover at least 5 frames"):
+        s.sample(ctx, 3, **kw)  # actions cover context + 2 only
+    with pytest.raises(ValueError, match="pass `actions`"):
+        s.sample(ctx, 1, states=kw["states"])
+    with pytest.raises(ValueError, match="temperature"):
+        s.sample(ctx, 1, temperature=0.0, **kw)
