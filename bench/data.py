@@ -40,14 +40,37 @@ def training_rate(config_name: str = "cpu_moving_mnist", steps: int = 2) -> floa
     return config.batch_size / seconds
 
 
+def pushing_sim_rate(sequences: int) -> float:
+    """Frames/s of the pybullet pushing simulator in one process (physics, rendering, JPEG encoding)."""
+    from datasets import pushing_sim
+
+    sim = pushing_sim.Simulator()
+    sim.sequence("train", 0, 0)
+    t = time.perf_counter()
+    for i in range(sequences):
+        frames, actions, states, _ = sim.sequence("train", 0, i + 1)
+        pushing_sim.encode_sequence(frames, actions, states)
+    return sequences * pushing_sim.NUM_FRAMES / (time.perf_counter() - t)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batches", type=int, default=30)
     parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument("--sim_sequences", type=int, default=20)
     args = parser.parse_args(argv)
     stream = stream_rate(args.batches)
     train = training_rate(steps=args.steps)
+    sim = pushing_sim_rate(args.sim_sequences)
     return [
+        emit(
+            {
+                "bench": "data/pushing_sim",
+                "frames_per_second_one_core": round(sim, 1),
+                "target_frames_per_second_per_core": 100,
+                **machine(),
+            }
+        ),
         emit(
             {
                 "bench": "data/moving_mnist_stream",
@@ -57,7 +80,7 @@ def main(argv=None):
                 "target_ratio": 20,
                 **machine(),
             }
-        )
+        ),
     ]
 
 

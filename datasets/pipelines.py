@@ -29,10 +29,22 @@ def _check_split(config, split):
 
 
 def _check_data_dir(config):
-    if not config.data_dir:
+    import os
+
+    if not config.data_dir or not os.path.isdir(os.path.join(config.data_dir, "push_train")):
+        where = repr(config.data_dir) if config.data_dir else "(unset)"
+        hint = (
+            "Generate simulated data with: "
+            + "; ".join(
+                f"python -m datasets.pushing_sim --out {config.data_dir or 'DIR'} --split {s} --workers 2"
+                for s in ("train", "val", "test_seen", "test_novel")
+            )
+            if config.dataset == "pushing_sim"
+            else "Point it to the Robotic Pushing data (push_train/, push_testseen/, push_testnovel/)."
+        )
         raise ValueError(
-            f"Config {config.name!r} reads {config.dataset} data: set data_dir (e.g. --data_dir=DIR) to a directory "
-            "with push_train/, push_testseen/, push_testnovel/ (see datasets/pushing_sim.py to generate one)."
+            f"Config {config.name!r} reads {config.dataset} data from data_dir={where}, which has no "
+            f"push_train/ directory. {hint}"
         )
 
 

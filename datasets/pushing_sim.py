@@ -300,15 +300,33 @@ def generate(
     return summary
 
 
+def contact_sheet(path: str, split: str = "train", seed: int = 0, num: int = 4, every: int = 2) -> None:
+    """A PNG of `num` sequences (rows), every `every`-th frame, as shown in the README."""
+    from vpn_tf.visualize import save_png, video_grid
+
+    simulator = Simulator()
+    rows = [simulator.sequence(split, seed, i)[0][::every] for i in range(num)]
+    simulator.close()
+    save_png(path, video_grid(rows), scale=2)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m datasets.pushing_sim", description=__doc__.split("\n")[0])
-    parser.add_argument("--out", required=True, help="dataset directory (push_train/, push_val/, ...)")
+    parser.add_argument(
+        "--out",
+        required=True,
+        help="dataset directory (push_train/, push_val/, ...), or a .png path with --contact_sheet",
+    )
     parser.add_argument("--split", required=True, choices=list(SPLITS))
+    parser.add_argument("--contact_sheet", action="store_true", help="write a PNG of a few sequences to --out")
     parser.add_argument("--num", type=int, default=None, help=f"sequences (default: {DEFAULT_NUM})")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=1, help="processes (default 1)")
     parser.add_argument("--num_shards", type=int, default=None)
     args = parser.parse_args(argv)
+    if args.contact_sheet:
+        contact_sheet(args.out, args.split, args.seed, args.num or 4)
+        return
     num = args.num or DEFAULT_NUM[args.split]
     summary = generate(args.out, args.split, num, args.seed, args.workers, args.num_shards)
     print(json.dumps({k: v for k, v in summary.items() if k != "files"}, indent=2))

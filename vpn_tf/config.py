@@ -375,6 +375,7 @@ def cpu_pushing_sim() -> VPNConfig:
     """Simulated pushing (pybullet) at CPU scale: RGB softmax VPN with actions and states."""
     return robot_pushing_paper().replace(
         dataset="pushing_sim",
+        data_dir="data/pushing_sim",
         hidden=16,
         encoder_blocks=4,
         decoder_blocks=4,
