@@ -204,3 +204,15 @@ def test_export_cli_unconditional(tmp_path):
         timeout=300,
     )
     assert bad.returncode != 0 and "numeric version" in bad.stderr
+
+
+def test_default_export_holds_no_xla_cluster(exported):
+    # TF Serving on CPU refuses XLA-marked functions unless started with --xla_cpu_compilation_enabled=true.
+    _, _, path = exported
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    sm = saved_model_pb2.SavedModel()
+    sm.ParseFromString(open(os.path.join(path, "saved_model.pb"), "rb").read())
+    library = sm.meta_graphs[0].graph_def.library
+    marked = [f.signature.name for f in library.function if f.attr["_XlaMustCompile"].b]
+    assert marked == []

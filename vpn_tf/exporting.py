@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from vpn_tf import distributions
 from vpn_tf.config import VPNConfig
+from vpn_tf.layers.multiplicative_unit import xla_gate_fusion
 from vpn_tf.sampling import Sampler
 
 
@@ -176,5 +177,8 @@ def export(model, export_dir: str, xla: bool = False, temperature: float = 1.0) 
         raise FileExistsError(f"{export_dir} already holds a SavedModel; choose a new version directory")
     module = ExportModule(model, xla=xla, temperature=temperature)
     signatures = {"serving_default": module.sample, "sample": module.sample, "log_prob": module.log_prob}
-    tf.saved_model.save(module, export_dir, signatures=signatures)
+    # Without --xla the graphs must hold no XLA cluster at all (TF Serving's CPU default cannot run them), so the
+    # multiplicative units' fused gating is traced unfused too.
+    with xla_gate_fusion(xla):
+        tf.saved_model.save(module, export_dir, signatures=signatures)
     return export_dir

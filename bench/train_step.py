@@ -1,0 +1,114 @@
+"""Training-step FLOP utilisation: achieved GFLOP/s of a VPN train step vs a 3x3 convolution micro-benchmark with
+the model's dominant channel widths, measured in the same process.
+
+FLOPs per step (vpn_tf/cost.py, convolutions only, 2 FLOPs per multiply-add, masked kernels counted in full because
+they are executed in full):
+    forward MACs per sequence = (T - 1) * (encoder + ConvLSTM) + P * decoder          (T frames, P predicted)
+    encoder = H W [9 C 2c + k (2c c + 2 * 9 c 4c + c 2c)]                           (RMB; ReLU: 2c c + 9 c c + c 2c)
+    ConvLSTM = H W 9 (2c + L) 4L
+    decoder = H W [f^2 C 2c + L 2c + l (RMB) + 2c T + T C K]
+    training FLOPs = 3 x 2 x forward MACs x batch   (backward: input and weight gradients, each ~ the forward)
+The micro-benchmark times forward + backward (input and weight gradients) of one 3x3 convolution c -> 4c (the
+multiplicative unit's fused gates, most of the arithmetic) on the same batch of frames, so both sides count the same
+kind of work. Utilisation = step GFLOP/s / micro-benchmark GFLOP/s.
+
+`python -m bench.train_step [--config cpu_moving_mnist] [--batch 4] [--frames 20] [--precision float32|bfloat16]
+[--jit]` prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from bench.common import emit, machine, timeit
+
+
+def conv_microbenchmark(batch_frames: int, size: int, cin: int, cout: int, dtype="float32", repeats=3) -> float:
+    """GFLOP/s of forward + backward of a 3x3 same-padded convolution [N, size, size, cin] -> cout."""
+    import tensorflow as tf
+
+    x = tf.Variable(tf.random.normal([batch_frames, size, size, cin], dtype=dtype))
+    w = tf.Variable(tf.random.normal([3, 3, cin, cout], stddev=0.05, dtype=dtype))
+    upstream = tf.random.normal([batch_frames, size, size, cout], dtype=dtype)  # a real (non-constant) gradient
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            y = tf.nn.conv2d(x, w, 1, "SAME")
+            loss = tf.reduce_sum(y * upstream)
+        gx, gw = tape.gradient(loss, [x, w])
+        return tf.reduce_sum(gx) + tf.reduce_sum(gw)
+
+    seconds = timeit(lambda: float(step()), repeats=repeats, warmup=2)
+    flops = 3 * 2 * batch_frames * size * size * 9 * cin * cout
+    return flops / seconds / 1e9
+
+
+def train_step_rate(config_name, batch, frames, precision="float32", jit=False, repeats=3, overrides=None):
+    """(seconds per step, training FLOPs per step, config) of a graph-mode train step on one device."""
+    import numpy as np
+    import tensorflow as tf
+
+    from vpn_tf import get_config, training
+    from vpn_tf.cost import training_flops_per_sequence
+
+    config = get_config(config_name, batch_size=batch, num_frames=frames, **(overrides or {}))
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    with strategy.scope():
+        state = training.create_train_state(config, precision)
+    rng = np.random.default_rng(0)
+    s = config.image_size
+    batch_data = {"video": rng.integers(0, 256, (batch, frames, s, s, config.channels)).astype(np.uint8)}
+    if config.action_dim:
+        batch_data["actions"] = rng.normal(size=(batch, frames, config.action_dim)).astype("float32")
+    if config.state_dim:
+        batch_data["states"] = rng.normal(size=(batch, frames, config.state_dim)).astype("float32")
+    ds = strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensors(batch_data).repeat())
+    step = training.make_train_step(config, state, strategy, jit=jit)
+    batch_in = next(iter(ds))
+    seconds = timeit(lambda: float(step(batch_in)[0]), repeats=repeats, warmup=1)
+    return seconds, training_flops_per_sequence(config, frames) * batch, config
+
+
+def run(config_name, batch, frames, precision="float32", jit=False, repeats=3, overrides=None):
+    seconds, flops, config = train_step_rate(config_name, batch, frames, precision, jit, repeats, overrides)
+    c = config.hidden
+    frames_encoded = batch * (frames - 1)
+    # The reference convolution runs in the step's compute precision (bfloat16 convolutions are ~2x faster here).
+    micro = conv_microbenchmark(frames_encoded, config.image_size, c, 4 * c, dtype=precision, repeats=repeats)
+    achieved = flops / seconds / 1e9
+    return emit(
+        {
+            "bench": f"train_step/{config_name}",
+            "batch": batch,
+            "frames": frames,
+            "precision": precision,
+            "xla": jit,
+            "seconds_per_step": round(seconds, 3),
+            "sequences_per_second": round(batch / seconds, 3),
+            "tflop_per_step": round(flops / 1e12, 4),
+            "achieved_gflops": round(achieved, 1),
+            "conv3x3_c_to_4c_microbenchmark_gflops": round(micro, 1),
+            "micro_benchmark_shape": f"[{frames_encoded}, {config.image_size}, {config.image_size}, {c}] -> {4 * c}",
+            "utilisation": round(achieved / micro, 3),
+            **machine(),
+        }
+    )
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--config", default="cpu_moving_mnist")
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--frames", type=int, default=20)
+    parser.add_argument("--context_frames", type=int, default=None)
+    parser.add_argument("--precision", default="float32", choices=["float32", "bfloat16"])
+    parser.add_argument("--jit", action="store_true")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+    overrides = {"context_frames": args.context_frames} if args.context_frames else None
+    return [run(args.config, args.batch, args.frames, args.precision, args.jit, args.repeats, overrides)]
+
+
+if __name__ == "__main__":
+    main()
