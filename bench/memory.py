@@ -1,7 +1,8 @@
 """Peak resident memory of a training step, per preset, and how it grows with frames and batch.
 
-Each point runs in a fresh process (peak RSS, `ru_maxrss`, only grows), building the model and taking two float32
-train steps. `python -m bench.memory [--full]` prints JSON lines.
+Each point runs in a fresh process, building the model and taking two float32 train steps, and reads the process's
+own high-water mark (VmHWM in /proc/self/status: unlike `ru_maxrss`, which Linux carries across execve from the
+parent, it starts afresh with the new address space). `python -m bench.memory [--full]` prints JSON lines.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ import sys
 from bench.common import ROOT, emit, machine
 
 _CHILD = """
-import json, resource, sys
+import json, sys
 sys.path.insert(0, {root!r})
 from bench.train_step import train_step_rate
 name, batch, frames, ctx = {name!r}, {batch}, {frames}, {ctx}
 overrides = {{"context_frames": ctx}} if ctx else None
 seconds, flops, _ = train_step_rate(name, batch, frames, repeats=1, overrides=overrides)
-print(json.dumps({{"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "seconds": seconds}}))
+hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")][0].split()[1]
+print(json.dumps({{"peak_rss_mb": int(hwm) / 1024, "seconds": seconds}}))
 """
 
 

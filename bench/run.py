@@ -8,11 +8,25 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
+import subprocess
 import sys
 
-from bench import data, memory, sampling, train_step
 from bench.common import ROOT, machine
+
+
+def _run(module: str, *args: str) -> list[dict]:
+    """Runs one benchmark in its own process (no state carried between them); returns its JSON lines."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    cmd = [sys.executable, "-m", f"bench.{module}", *args]
+    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=7200)
+    if out.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stderr[-3000:]}")
+    records = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    for r in records:
+        print(json.dumps(r, sort_keys=True), flush=True)
+    return records
 
 
 def _table(rows, columns):
@@ -28,17 +42,17 @@ def main(argv=None):
     parser.add_argument("--out", default=os.path.join(ROOT, "BENCHMARKS.md"))
     args = parser.parse_args(argv)
 
-    steps = [train_step.run("cpu_moving_mnist", 4, 20, "float32")]
-    steps.append(train_step.run("cpu_moving_mnist", 4, 20, "bfloat16"))
+    paper = ["--config", "moving_mnist_paper", "--batch", "1", "--frames", "3", "--context_frames", "2"]
+    steps = _run("train_step")
+    steps += _run("train_step", "--precision", "bfloat16")
     if args.full:
-        steps.append(train_step.run("cpu_moving_mnist", 4, 20, "float32", jit=True, repeats=1))
-        paper = {"context_frames": 2}
-        steps.append(train_step.run("moving_mnist_paper", 1, 3, "float32", repeats=2, overrides=paper))
-        steps.append(train_step.run("moving_mnist_paper", 1, 3, "bfloat16", repeats=2, overrides=paper))
-        steps.append(train_step.run("moving_mnist_paper", 1, 3, "float32", jit=True, repeats=1, overrides=paper))
-    samp = sampling.main(["--batch", "16"])
-    dat = data.main(["--batches", "20"])
-    mem = memory.main(["--full"] if args.full else [])
+        steps += _run("train_step", "--jit", "--repeats", "1")
+        steps += _run("train_step", *paper, "--repeats", "2")
+        steps += _run("train_step", *paper, "--repeats", "2", "--precision", "bfloat16")
+        steps += _run("train_step", *paper, "--repeats", "1", "--jit")
+    samp = _run("sampling", "--batch", "16")
+    dat = _run("data", "--batches", "20")
+    mem = _run("memory", *(["--full"] if args.full else []))
 
     m = machine()
     command = "python -m bench.run" + (" --full" if args.full else "")

@@ -8,11 +8,9 @@ import pytest
 import tensorflow as tf
 
 import vpn_tf
+from tests.scripts import ENV, ROOT, run_script
 from vpn_tf import exporting
 from vpn_tf.sampling import Sampler
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": ROOT}
 
 
 @pytest.fixture(scope="module")
@@ -152,57 +150,15 @@ def test_bad_inputs_raise_clear_errors(exported):
 
 
 def test_export_cli_unconditional(tmp_path):
-    out = subprocess.run(
-        [
-            sys.executable,
-            os.path.join(ROOT, "export.py"),
-            "--untrained",
-            "--config",
-            "tiny",
-            "--export_dir",
-            str(tmp_path / "mm" / "1"),
-        ],
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    out = run_script("export.py", "--untrained", "--config", "tiny", "--export_dir", str(tmp_path / "mm" / "1"))
     assert out.returncode == 0, out.stderr[-2000:]
     assert "inputs['context']" in out.stdout and "inputs['actions']" not in out.stdout
     fn = tf.saved_model.load(str(tmp_path / "mm" / "1")).signatures["sample"]
     frames = fn(context=tf.zeros([1, 2, 8, 8, 1], tf.uint8), seed=tf.constant([1, 2]), num_frames=tf.constant(3))
     assert frames["frames"].shape == (1, 3, 8, 8, 1)
-    again = subprocess.run(
-        [
-            sys.executable,
-            os.path.join(ROOT, "export.py"),
-            "--untrained",
-            "--config",
-            "tiny",
-            "--export_dir",
-            str(tmp_path / "mm" / "1"),
-        ],
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    again = run_script("export.py", "--untrained", "--config", "tiny", "--export_dir", str(tmp_path / "mm" / "1"))
     assert again.returncode != 0 and "already holds a SavedModel" in again.stderr
-    bad = subprocess.run(
-        [
-            sys.executable,
-            os.path.join(ROOT, "export.py"),
-            "--untrained",
-            "--config",
-            "tiny",
-            "--export_dir",
-            str(tmp_path / "mm" / "latest"),
-        ],
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    bad = run_script("export.py", "--untrained", "--config", "tiny", "--export_dir", str(tmp_path / "mm" / "latest"))
     assert bad.returncode != 0 and "numeric version" in bad.stderr
 
 

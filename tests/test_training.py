@@ -4,33 +4,20 @@ import random
 import signal
 import socket
 import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.scripts import ENV, ROOT, run_script, script_command
 from vpn_tf import training
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": ROOT}
+_TINY = ("--config", "tiny", "--no_progress", "--workdir")
 
 
 def _train(workdir, *flags, env=None, timeout=300, check=True):
-    cmd = [
-        sys.executable,
-        os.path.join(ROOT, "train.py"),
-        "--config",
-        "tiny",
-        "--workdir",
-        str(workdir),
-        "--no_progress",
-    ]
-    out = subprocess.run(cmd + list(flags), env=env or ENV, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
-    if check and out.returncode != 0:
-        raise AssertionError(f"train.py failed:\n{out.stderr[-3000:]}")
-    return out
+    return run_script("train.py", *_TINY, workdir, *flags, env=env, timeout=timeout, check=check)
 
 
 def _variables(ckpt_dir):
@@ -58,14 +45,7 @@ def test_three_steps_through_train_py_write_checkpoints_and_summaries(tmp_path):
     assert {"nats_per_frame", "nats_per_frame_stderr", "lower_bound"} <= eval_tags
     assert "samples/truth_then_model" in eval_tags
     # evaluate.py reads the run back.
-    ev = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "evaluate.py"), "--workdir", str(tmp_path), "--split", "validation"],
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    )
+    ev = run_script("evaluate.py", "--workdir", tmp_path, "--split", "validation", check=True)
     assert "tiny validation:" in ev.stdout and "nats/frame" in ev.stdout and "lower bound" in ev.stdout
 
 
@@ -78,21 +58,7 @@ def test_kill_and_resume_is_bitwise_identical(tmp_path):
     steps = "7"
     _train(tmp_path / "straight", "--steps", steps, "--checkpoint_every", "1", "--eval_every", "3")
     killed = tmp_path / "killed"
-    cmd = [
-        sys.executable,
-        os.path.join(ROOT, "train.py"),
-        "--config",
-        "tiny",
-        "--workdir",
-        str(killed),
-        "--no_progress",
-        "--steps",
-        steps,
-        "--checkpoint_every",
-        "1",
-        "--eval_every",
-        "3",
-    ]
+    cmd = script_command("train.py", *_TINY, killed, "--steps", steps, "--checkpoint_every", "1", "--eval_every", "3")
     proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
     kill_after = random.Random().randint(2, 5)
     deadline = time.time() + 240
@@ -113,13 +79,7 @@ def test_kill_and_resume_is_bitwise_identical(tmp_path):
 
 
 def test_mirrored_two_devices_equals_one_device():
-    out = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "tests", "helpers", "mirrored_vs_single.py")],
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    out = run_script(os.path.join("tests", "helpers", "mirrored_vs_single.py"))
     assert out.returncode == 0, out.stderr[-3000:]
     r = json.loads(out.stdout.strip().splitlines()[-1])
     assert r["loss_1"] == pytest.approx(r["loss_2"], rel=1e-5)
@@ -143,21 +103,7 @@ def test_multi_worker_mirrored_two_processes_end_identical(tmp_path):
     procs = []
     for i in range(2):
         env = {**ENV, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})}
-        cmd = [
-            sys.executable,
-            os.path.join(ROOT, "train.py"),
-            "--config",
-            "tiny",
-            "--workdir",
-            str(tmp_path),
-            "--no_progress",
-            "--steps",
-            "2",
-            "--batch_size",
-            "4",
-            "--eval_every",
-            "100",
-        ]
+        cmd = script_command("train.py", *_TINY, tmp_path, "--steps", "2", "--batch_size", "4", "--eval_every", "100")
         procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     try:
         outs = [p.communicate(timeout=240) for p in procs]
@@ -249,25 +195,18 @@ def test_mixed_precision_and_xla_steps(mixed_precision, jit):
 
 def test_sample_py_writes_gifs_and_grid(tmp_path):
     _train(tmp_path / "run", "--steps", "1", "--no_samples")
-    out = subprocess.run(
-        [
-            sys.executable,
-            os.path.join(ROOT, "sample.py"),
-            "--workdir",
-            str(tmp_path / "run"),
-            "--split",
-            "validation",
-            "--num_sequences",
-            "2",
-            "--num_samples",
-            "2",
-            "--out",
-            str(tmp_path / "samples"),
-        ],
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    out = run_script(
+        "sample.py",
+        "--workdir",
+        str(tmp_path / "run"),
+        "--split",
+        "validation",
+        "--num_sequences",
+        "2",
+        "--num_samples",
+        "2",
+        "--out",
+        str(tmp_path / "samples"),
     )
     assert out.returncode == 0, out.stderr[-2000:]
     from PIL import Image
@@ -277,3 +216,44 @@ def test_sample_py_writes_gifs_and_grid(tmp_path):
     grid = Image.open(tmp_path / "samples" / "grid.png")
     # 2 sequences x (truth + 2 samples) rows of 4 frames, 8 px frames, 2 px gaps, upscaled x2.
     assert grid.size == (2 * (4 * 10 - 2), 2 * (6 * 10 - 2))
+    # The same through an export of the run: sample.py --saved_model calls the `sample` signature.
+    run_script(
+        "export.py", "--workdir", str(tmp_path / "run"), "--export_dir", str(tmp_path / "export" / "1"), check=True
+    )
+    out = run_script(
+        "sample.py",
+        "--workdir",
+        str(tmp_path / "run"),
+        "--saved_model",
+        str(tmp_path / "export" / "1"),
+        "--split",
+        "validation",
+        "--num_sequences",
+        "2",
+        "--num_samples",
+        "2",
+        "--out",
+        str(tmp_path / "samples_export"),
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    # Same checkpoint, same seeds: the exported sampler draws the same videos as the in-process one.
+    for name in ("grid.png", "sequence_1.gif"):
+        a = (tmp_path / "samples" / name).read_bytes()
+        assert a == (tmp_path / "samples_export" / name).read_bytes()
+
+
+def test_restore_model_loads_every_trained_weight(tmp_path):
+    # Regression: a Checkpoint(model=...) alone left the list-held residual blocks at their initial values.
+    _train(tmp_path, "--steps", "2", "--no_samples")
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(tmp_path / "checkpoints")))
+    import keras
+
+    for seed in (1, 2):
+        keras.utils.set_random_seed(seed)  # different initial values each time
+        config, model = training.restore_model(str(tmp_path))
+        assert config.name == "tiny"
+        for i, v in enumerate(model.trainable_variables):
+            stored = reader.get_tensor(f"optimizer/_trainable_variables/{i}/.ATTRIBUTES/VARIABLE_VALUE")
+            np.testing.assert_array_equal(v.numpy(), stored, err_msg=v.path)
+    block_kernel = model.encoder.blocks[1].mu2.gates.kernel
+    assert block_kernel.path == "vpn/encoder/block_1/mu2/gates/kernel"

@@ -335,6 +335,23 @@ def robot_pushing_paper_baseline() -> VPNConfig:
     return robot_pushing_paper().replace(model="baseline")
 
 
+# What the CPU-scale presets share: full 64 x 64 frames and the benchmarks' frame protocol, small widths.
+_CPU_SCALE = dict(
+    hidden=16,
+    encoder_blocks=4,
+    decoder_blocks=4,
+    lstm_channels=32,
+    first_kernel_size=5,
+    batch_size=4,
+    learning_rate=1e-3,
+    steps=1000,
+    eval_every=250,
+    eval_sequences=64,
+    checkpoint_every=100,
+    plateau_patience=2,
+)
+
+
 @preset
 def cpu_moving_mnist() -> VPNConfig:
     """Moving MNIST at full 64x64 resolution and the paper's 10 + 10 frames, shrunk to learn within an hour on 2 CPU
@@ -347,21 +364,7 @@ def cpu_moving_mnist() -> VPNConfig:
     an hour is ~800 steps / ~3,000 sequences: enough for the likelihood to fall far below the initial ~2,800
     nats/frame and for samples to show digits. `bench/` measures the current figure.
     """
-    return moving_mnist_paper().replace(
-        hidden=16,
-        encoder_blocks=4,
-        decoder_blocks=4,
-        lstm_channels=32,
-        top_channels=64,
-        first_kernel_size=5,
-        batch_size=4,
-        learning_rate=1e-3,
-        steps=1000,
-        eval_every=250,
-        eval_sequences=64,
-        checkpoint_every=100,
-        plateau_patience=2,
-    )
+    return moving_mnist_paper().replace(top_channels=64, **_CPU_SCALE)
 
 
 @preset
@@ -374,65 +377,36 @@ def cpu_moving_mnist_baseline() -> VPNConfig:
 def cpu_pushing_sim() -> VPNConfig:
     """Simulated pushing (pybullet) at CPU scale: RGB softmax VPN with actions and states."""
     return robot_pushing_paper().replace(
-        dataset="pushing_sim",
-        data_dir="data/pushing_sim",
-        hidden=16,
-        encoder_blocks=4,
-        decoder_blocks=4,
-        lstm_channels=32,
-        top_channels=96,
-        first_kernel_size=5,
-        batch_size=4,
-        learning_rate=1e-3,
-        steps=1000,
-        eval_every=250,
-        eval_sequences=64,
-        checkpoint_every=100,
-        plateau_patience=2,
+        dataset="pushing_sim", data_dir="data/pushing_sim", top_channels=96, **_CPU_SCALE
     )
+
+
+# What the test presets share: 8 x 8 frames, two blocks each side, a few thousand parameters.
+_TINY_SCALE = dict(
+    image_size=8,
+    encoder_blocks=2,
+    decoder_blocks=2,
+    encoder_dilations=(1, 2),
+    lstm_channels=8,
+    top_channels=12,
+    first_kernel_size=3,
+    num_frames=4,
+    context_frames=2,
+    batch_size=2,
+    steps=3,
+    eval_every=2,
+    eval_sequences=4,
+    checkpoint_every=1,
+)
 
 
 @preset
 def tiny() -> VPNConfig:
     """A few thousand parameters on 8x8 grey frames, for tests."""
-    return moving_mnist_paper().replace(
-        image_size=8,
-        hidden=4,
-        encoder_blocks=2,
-        decoder_blocks=2,
-        encoder_dilations=(1, 2),
-        lstm_channels=8,
-        top_channels=12,
-        first_kernel_size=3,
-        num_frames=4,
-        context_frames=2,
-        eval_num_frames=4,
-        batch_size=2,
-        steps=3,
-        eval_every=2,
-        eval_sequences=4,
-        checkpoint_every=1,
-    )
+    return moving_mnist_paper().replace(hidden=4, eval_num_frames=4, **_TINY_SCALE)
 
 
 @preset
 def tiny_rgb() -> VPNConfig:
     """8x8 RGB softmax frames with actions and states, for tests. hidden=5 is deliberately not a multiple of 3."""
-    return robot_pushing_paper().replace(
-        image_size=8,
-        hidden=5,
-        encoder_blocks=2,
-        decoder_blocks=2,
-        encoder_dilations=(1, 2),
-        lstm_channels=8,
-        top_channels=12,
-        first_kernel_size=3,
-        num_frames=4,
-        context_frames=2,
-        eval_num_frames=5,
-        batch_size=2,
-        steps=3,
-        eval_every=2,
-        eval_sequences=4,
-        checkpoint_every=1,
-    )
+    return robot_pushing_paper().replace(hidden=5, eval_num_frames=5, **_TINY_SCALE)

@@ -482,12 +482,38 @@ def _bar(total, desc, enabled, initial=0):
 
 
 def restore_model(workdir: str, checkpoint: str | None = None, mixed_precision: str = "float32"):
-    """(config, model) from a training directory's config.json and its latest (or the given) checkpoint."""
+    """(config, model) from a training directory's config.json and its latest (or the given) checkpoint.
+
+    The checkpoint is read through the same object structure that wrote it (`TrainState`: model and optimizer).
+    Keras 3 layers held in Python lists (the residual blocks) are reachable in TensorFlow's object graph only through
+    the optimizer's variable list, so a `tf.train.Checkpoint(model=model)` alone silently leaves them at their
+    initial values; every restored weight is then checked against the checkpoint's stored value.
+    """
     config = load_config(workdir)
     path = checkpoint or tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
     if path is None:
         raise TrainingError(f"No checkpoint in {os.path.join(workdir, 'checkpoints')}")
-    dtype = None if mixed_precision == "float32" else f"mixed_{mixed_precision}"
-    model = build_model(config, dtype=dtype)
-    tf.train.Checkpoint(model=model).restore(path).expect_partial().assert_existing_objects_matched()
+    run = {}
+    if os.path.exists(os.path.join(workdir, "run.json")):
+        with open(os.path.join(workdir, "run.json")) as f:
+            run = json.load(f)
+    state = create_train_state(config, run.get("mixed_precision", "float32"))
+    state.checkpoint().restore(path).expect_partial()
+    reader = tf.train.load_checkpoint(path)
+    stored = {k for k in reader.get_variable_to_shape_map() if "_trainable_variables/" in k}
+    prefix = (
+        "optimizer/inner_optimizer" if any(k.startswith("optimizer/inner_optimizer/") for k in stored) else "optimizer"
+    )
+    for i, v in enumerate(state.model.trainable_variables):
+        key = f"{prefix}/_trainable_variables/{i}/.ATTRIBUTES/VARIABLE_VALUE"
+        if key not in stored or not np.array_equal(reader.get_tensor(key), v.numpy()):
+            raise TrainingError(
+                f"{path} does not hold this model's weight {v.path}; is it a vpn_tf checkpoint of {config.name}?"
+            )
+    if mixed_precision == "float32" or mixed_precision == run.get("mixed_precision", "float32"):
+        model = state.model
+    else:
+        dtype = f"mixed_{mixed_precision}"
+        model = build_model(config, dtype=dtype)
+        model.set_weights(state.model.get_weights())
     return config, model

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from vpn_tf.models.blocks import residual_block
+from vpn_tf.models.blocks import build_blocks
 
 
 @keras.saving.register_keras_serializable(package="vpn_tf")
@@ -49,20 +49,7 @@ class ResolutionPreservingEncoder(keras.layers.Layer):
             name="stem",
         )
         self.stem.build(input_shape)
-        hidden_shape = tuple(input_shape[:-1]) + (width,)
-        self.blocks = []
-        for i, rate in enumerate(self.dilations):
-            b = residual_block(
-                self.block,
-                hidden=self.hidden,
-                dilation_rate=rate,
-                condition_dim=self.condition_dim,
-                kernel_initializer=self.kernel_initializer,
-                dtype=self.dtype_policy,
-                name=f"block_{i}",
-            )
-            b.build(hidden_shape)
-            self.blocks.append(b)
+        self.blocks = build_blocks(self, tuple(input_shape[:-1]) + (width,), self.dilations)
 
     def call(self, inputs, condition=None):
         h = self.stem(inputs)
