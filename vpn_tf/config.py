@@ -360,9 +360,9 @@ def cpu_moving_mnist() -> VPNConfig:
     Sizing: the paper's widths cost ~123 G multiply-adds per frame (`vpn_tf.cost.forward_macs_per_frame`), tens of
     seconds per training sequence here. With c=16, 4 encoder blocks (dilations 1, 2, 4, 8, so the receptive field
     still covers a digit's motion), 4 decoder blocks, ConvLSTM 32 and top 64 it is ~0.96 G per frame (~130x less).
-    A float32 training step of 4 sequences measured ~4.6 s on our 2-core machine (~0.9 sequences/s, graph mode), so
-    an hour is ~800 steps / ~3,000 sequences: enough for the likelihood to fall far below the initial ~2,800
-    nats/frame and for samples to show digits. `bench/` measures the current figure.
+    `python -m bench.train_step` measured a float32 training step of 4 sequences at 3.2 s on our 2-core machine
+    (1.25 sequences/s; BENCHMARKS.md), so an hour is ~1,100 steps / ~4,500 sequences, against an initial loss of
+    ~2,800 nats/frame (4096 ln 2). What an hour reaches is measured in RESULTS.md (not yet run).
     """
     return moving_mnist_paper().replace(top_channels=64, **_CPU_SCALE)
 
