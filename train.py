@@ -26,6 +26,9 @@ def parse(argv=None):
     parser.add_argument("--mixed_precision", default="float32", choices=["float32", "bfloat16", "float16"])
     parser.add_argument("--cpu_devices", type=int, default=0, help="split the CPU into N logical devices (testing)")
     parser.add_argument("--nondeterministic", action="store_true", help="allow non-deterministic (faster) ops")
+    parser.add_argument(
+        "--max_minutes", type=float, default=None, help="wall-clock budget: evaluate, checkpoint and stop when spent"
+    )
     parser.add_argument("--log_every", type=int, default=10)
     parser.add_argument("--no_progress", action="store_true")
     parser.add_argument(
@@ -58,6 +61,7 @@ def main(argv=None):
             log_every=args.log_every,
             progress=not args.no_progress,
             sample_fn=None if args.no_samples else training.continuation_sampler(args.seed),
+            max_minutes=args.max_minutes,
         )
     except (training.TrainingError, ValueError) as e:
         raise SystemExit(f"error: {e}") from None

@@ -54,6 +54,19 @@ def test_teacher_forced_pictures_without_the_sampler(tmp_path):
     assert "teacher_forced_predictions/truth_then_model" in _event_tags(tmp_path / "eval")
 
 
+def test_wall_clock_budget_stops_evaluates_checkpoints_and_resumes(tmp_path):
+    # A budget far below one step's time: exactly one step, then the end-of-run evaluation and checkpoint.
+    out = _train(tmp_path, "--steps", "50", "--eval_every", "50", "--max_minutes", "1e-6")
+    assert "nats_per_frame=" in out.stdout
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-1")
+    assert "wall_minutes" in _event_tags(tmp_path / "train")
+    assert "nats_per_frame" in _event_tags(tmp_path / "eval")
+    _train(tmp_path, "--steps", "50", "--eval_every", "50", "--max_minutes", "1e-6")
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-2")
+    out = _train(tmp_path / "bad", "--max_minutes", "0", check=False)
+    assert out.returncode != 0 and "max_minutes must be positive, got 0" in out.stderr
+
+
 def test_kill_and_resume_is_bitwise_identical(tmp_path):
     steps = "7"
     _train(tmp_path / "straight", "--steps", steps, "--checkpoint_every", "1", "--eval_every", "3")

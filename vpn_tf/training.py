@@ -330,6 +330,7 @@ def train_and_evaluate(
     log_every: int = 10,
     progress: bool = True,
     sample_fn: Callable | None = None,
+    max_minutes: float | None = None,
 ) -> dict:
     """Trains `config` in `workdir` up to `config.steps` steps, resuming from the latest checkpoint there.
 
@@ -349,10 +350,15 @@ def train_and_evaluate(
         progress: show a progress bar.
         sample_fn: optional `fn(model, batch) -> uint8 [B, T_pred, H, W, C]` continuations for TensorBoard; without
             it, images show teacher-forced predictions, labelled as such.
+        max_minutes: optional wall-clock budget for this invocation: once it is spent, the step in flight finishes,
+            then the run evaluates and checkpoints as at `config.steps` and returns (how RESULTS.md compares models
+            at equal budgets). TensorBoard's `wall_minutes` records the time spent, so curves can be read against it.
 
     Returns:
         The last evaluation's metrics (or the last training metrics if there is no evaluation).
     """
+    if max_minutes is not None and not max_minutes > 0:
+        raise ValueError(f"max_minutes must be positive, got {max_minutes}")
     if deterministic:
         tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(seed)
@@ -385,6 +391,8 @@ def train_and_evaluate(
     bar = _bar(config.steps, "train", progress, initial=step)
     last = {}
     t0, seqs0 = time.perf_counter(), 0
+    started = time.perf_counter()
+    budget = None if max_minutes is None else 60.0 * max_minutes
     while step < config.steps:
         batch = next(iterator)
         loss, metric, norm = train_step(batch)
@@ -400,7 +408,9 @@ def train_and_evaluate(
         bar.update(1)
         bar.set_postfix({name: f"{metric:.4g}", "lr": f"{float(state.learning_rate.numpy()):.2g}"})
         last = {name: metric, "loss": loss, "grad_norm": norm}
-        if step % log_every == 0 or step == config.steps:
+        out_of_time = budget is not None and time.perf_counter() - started >= budget
+        final = step == config.steps or out_of_time
+        if step % log_every == 0 or final:
             elapsed = time.perf_counter() - t0
             with writers["train"].as_default(step=step):
                 tf.summary.scalar(name, metric)
@@ -408,12 +418,16 @@ def train_and_evaluate(
                 tf.summary.scalar("grad_norm", norm)
                 tf.summary.scalar("learning_rate", float(state.learning_rate.numpy()))
                 tf.summary.scalar("sequences_per_second", seqs0 / max(elapsed, 1e-9))
+                tf.summary.scalar("wall_minutes", (time.perf_counter() - started) / 60.0)
             t0, seqs0 = time.perf_counter(), 0
-        if eval_dataset_fn is not None and (step % config.eval_every == 0 or step == config.steps):
+        if eval_dataset_fn is not None and (step % config.eval_every == 0 or final):
             last = _evaluate_and_log(config, state, eval_dataset_fn, writers["eval"], step, sample_fn, progress)
             state.plateau.update(last[name], state.learning_rate)
-        if step % config.checkpoint_every == 0 or step == config.steps:
+        if step % config.checkpoint_every == 0 or final:
             manager.save(checkpoint_number=step)
+        if out_of_time:
+            _log(f"Stopped at step {step}: the {max_minutes:g}-minute budget is spent", progress)
+            break
     bar.close()
     for w in writers.values():
         w.flush()
