@@ -1,8 +1,9 @@
-"""Sample continuations: `python sample.py --workdir DIR [--split test] [--num_sequences 4] [--num_samples 3]`.
+"""Sample continuations: `python sample.py --workdir DIR [--workdir DIR2 ...] [--split test] [--num_samples 3]`.
 
 Takes context frames from a dataset split, samples continuations with the cached sampler (or a SavedModel's `sample`
 signature with --saved_model), and writes animated GIFs and a PNG grid like the paper's Fig. 4/5/7: per sequence,
-the ground truth (context + future) then each sample under it.
+the ground truth (context + future) then each sample under it. Several --workdir flags compare models on the same
+contexts and seeds (e.g. VPN vs baseline): their samples follow the truth in the order the flags were given.
 """
 
 import argparse
@@ -17,7 +18,9 @@ from vpn_tf import cli  # noqa: E402
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--workdir", default=None, help="a train.py working directory (latest checkpoint)")
+    parser.add_argument(
+        "--workdir", action="append", default=None, help="a train.py working directory (latest checkpoint); repeatable"
+    )
     parser.add_argument("--saved_model", default=None, help="sample through an exported SavedModel instead")
     parser.add_argument("--split", default="test", help="where the context comes from (default test)")
     parser.add_argument("--num_sequences", type=int, default=4)
@@ -31,6 +34,8 @@ def main(argv=None):
     args = cli.parse_known(parser, argv)
     if not args.workdir:
         raise SystemExit("error: pass --workdir DIR (the training directory; with --saved_model it gives the config)")
+    if args.saved_model and len(args.workdir) > 1:
+        raise SystemExit("error: --saved_model samples one model; pass a single --workdir (its config)")
 
     import numpy as np
     import tensorflow as tf
@@ -41,11 +46,20 @@ def main(argv=None):
     from vpn_tf.sampling import Sampler
 
     try:
-        if args.saved_model:
-            config = training.load_config(args.workdir)
-            model, signature = None, tf.saved_model.load(args.saved_model).signatures["sample"]
-        else:
-            config, model = training.restore_model(args.workdir)
+        models = []  # (config, sample(context, num_frames, seed, actions, states) -> uint8 frames)
+        for workdir in args.workdir:
+            if args.saved_model:
+                config = training.load_config(workdir)
+                models.append((config, _signature_sampler(tf.saved_model.load(args.saved_model).signatures["sample"])))
+            else:
+                config, model = training.restore_model(workdir)
+                sampler = Sampler(model, "cached")
+                models.append((config, lambda *a, s=sampler: s.sample(*a, args.temperature, progress=False)))
+        config = models[0][0]
+        for workdir, (other, _) in zip(args.workdir[1:], models[1:], strict=True):
+            differ = config.diff(other, _DATA_FIELDS)
+            if differ:
+                raise ValueError(f"{workdir} models other data than {args.workdir[0]}: {differ}")
         if args.data_dir:
             config = config.replace(data_dir=args.data_dir)
         ds = pipelines.eval_dataset(config, args.split, args.num_sequences)
@@ -63,32 +77,23 @@ def main(argv=None):
             f"error: the split has actions for {actions.shape[1]} frames; use --num_frames <= "
             f"{actions.shape[1] - n_ctx}"
         )
-    samples = []
-    sampler = None if model is None else Sampler(model, "cached")
-    for s in tqdm(range(args.num_samples), desc="samples", unit="sample"):
-        seed = (args.seed, s)
-        if sampler is not None:
-            frames = sampler.sample(context, num_frames, seed, actions, states, args.temperature, progress=False)
-        else:
-            kw = {
-                "context": tf.constant(context),
-                "seed": tf.constant(seed, tf.int32),
-                "num_frames": tf.constant(num_frames, tf.int32),
-            }
-            if actions is not None:
-                kw["actions"] = tf.constant(actions[:, : n_ctx + num_frames])
-            if states is not None:
-                kw["states"] = tf.constant(states)
-            frames = signature(**kw)["frames"].numpy()
-        samples.append(frames)
+    samples = []  # [model][sample] -> uint8 [B, num_frames, H, W, C]
+    with tqdm(total=len(models) * args.num_samples, desc="samples", unit="sample") as bar:
+        for model_config, sample_fn in models:
+            per_model = []
+            for s in range(args.num_samples):
+                a = actions if model_config.action_dim else None
+                st = states if model_config.state_dim else None
+                per_model.append(sample_fn(context, num_frames, (args.seed, s), a, st))
+                bar.update(1)
+            samples.append(per_model)
     os.makedirs(args.out, exist_ok=True)
     rows = []
     truth_len = min(video.shape[1], n_ctx + num_frames)
     for b in range(len(video)):
         rows.append(video[b, :truth_len])
-        for s in range(args.num_samples):
-            rows.append(np.concatenate([context[b], samples[s][b]]))
-        full = [np.concatenate([context[b], samples[s][b]]) for s in range(args.num_samples)]
+        full = [np.concatenate([context[b], per_model[s][b]]) for per_model in samples for s in range(args.num_samples)]
+        rows += full
         truth = video[b, :truth_len]
         if len(truth) < len(full[0]):
             truth = np.concatenate([truth, np.zeros_like(full[0][len(truth) :])])
@@ -96,10 +101,34 @@ def main(argv=None):
             os.path.join(args.out, f"sequence_{b}.gif"), visualize.side_by_side([truth, *full]), scale=args.scale
         )
     visualize.save_png(os.path.join(args.out, "grid.png"), visualize.video_grid(rows), scale=args.scale)
+    order = ", ".join(f"{args.num_samples} from {w}" for w in args.workdir)
     print(
-        f"wrote {args.out}/grid.png (per sequence: truth, then {args.num_samples} samples) and "
+        f"wrote {args.out}/grid.png (per sequence: truth, then samples: {order}) and "
         f"{len(video)} GIFs (truth | samples side by side)"
     )
+
+
+# Fields that must agree for models to be sampled from the same contexts.
+_DATA_FIELDS = ("dataset", "image_size", "channels", "context_frames", "eval_num_frames")
+
+
+def _signature_sampler(signature):
+    """The SavedModel `sample` signature as a sampler function of numpy inputs."""
+    import tensorflow as tf
+
+    def fn(context, num_frames, seed, actions, states):
+        kw = {
+            "context": tf.constant(context),
+            "seed": tf.constant(seed, tf.int32),
+            "num_frames": tf.constant(num_frames, tf.int32),
+        }
+        if actions is not None:
+            kw["actions"] = tf.constant(actions[:, : context.shape[1] + num_frames])
+        if states is not None:
+            kw["states"] = tf.constant(states)
+        return signature(**kw)["frames"].numpy()
+
+    return fn
 
 
 if __name__ == "__main__":

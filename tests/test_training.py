@@ -255,6 +255,37 @@ def test_sample_py_writes_gifs_and_grid(tmp_path):
         assert a == (tmp_path / "samples_export" / name).read_bytes()
 
 
+def test_sample_py_compares_models_on_the_same_contexts(tmp_path):
+    _train(tmp_path / "vpn", "--steps", "1", "--no_samples")
+    _train(tmp_path / "base", "--steps", "1", "--no_samples", "--model", "baseline")
+    common = ("--split", "validation", "--num_sequences", "2", "--num_samples", "2", "--scale", "1", "--out")
+    run_script("sample.py", "--workdir", tmp_path / "vpn", *common, tmp_path / "one", check=True)
+    out = run_script(
+        "sample.py",
+        "--workdir",
+        tmp_path / "vpn",
+        "--workdir",
+        tmp_path / "base",
+        *common,
+        tmp_path / "two",
+        check=True,
+    )
+    assert "2 from" in out.stdout and str(tmp_path / "base") in out.stdout
+    from PIL import Image
+
+    one = np.asarray(Image.open(tmp_path / "one" / "grid.png"))
+    two = np.asarray(Image.open(tmp_path / "two" / "grid.png"))
+    row = 10  # 8 px frames + 2 px gap
+    assert two.shape[0] == 2 * 5 * row - 2  # per sequence: truth, 2 VPN samples, 2 baseline samples
+    # Sequence 0's truth and VPN rows are those of the single-model grid (same contexts, same seeds)...
+    np.testing.assert_array_equal(two[: 3 * row], one[: 3 * row])
+    # ...and sequence 1 starts after the baseline's rows.
+    np.testing.assert_array_equal(two[5 * row : 8 * row - 2], one[3 * row : 6 * row - 2])
+    _train(tmp_path / "big", "--steps", "1", "--no_samples", "--image_size", "16")
+    out = run_script("sample.py", "--workdir", tmp_path / "vpn", "--workdir", tmp_path / "big", *common, tmp_path / "x")
+    assert out.returncode != 0 and "models other data than" in out.stderr and "'image_size': (8, 16)" in out.stderr
+
+
 def test_restore_model_loads_every_trained_weight(tmp_path):
     # Regression: a Checkpoint(model=...) alone left the list-held residual blocks at their initial values.
     _train(tmp_path, "--steps", "2", "--no_samples")

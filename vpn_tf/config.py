@@ -381,6 +381,19 @@ def cpu_pushing_sim() -> VPNConfig:
     )
 
 
+@preset
+def cpu_pushing_sim_no_actions() -> VPNConfig:
+    """`cpu_pushing_sim` without actions and states: what conditioning on the robot's commands is worth."""
+    return cpu_pushing_sim().replace(action_dim=0, state_dim=0)
+
+
+@preset
+def cpu_pushing_sim_baseline() -> VPNConfig:
+    """The baseline (pixels of a frame independent given the past) at `cpu_pushing_sim` widths, conditioned on
+    actions and states like the paper's Table 3 baseline."""
+    return cpu_pushing_sim().replace(model="baseline")
+
+
 # What the test presets share: 8 x 8 frames, two blocks each side, a few thousand parameters.
 _TINY_SCALE = dict(
     image_size=8,
