@@ -21,7 +21,13 @@ def _setup(preset, batch=2, **overrides):
 
 @pytest.mark.parametrize(
     "preset, overrides",
-    [("tiny", {}), ("tiny_rgb", {}), ("tiny", {"block": "relu"}), ("tiny_rgb", {"block": "relu", "hidden": 6})],
+    [
+        ("tiny", {}),
+        ("tiny_rgb", {}),
+        ("tiny", {"block": "relu"}),
+        ("tiny_rgb", {"block": "relu", "hidden": 6}),
+        ("tiny_rgb", {"first_kernel_size": 7}),  # three rows above the pixel from the row context
+    ],
 )
 def test_cached_equals_naive_for_the_same_seed(preset, overrides):
     cfg, model, ctx, kw = _setup(preset, **overrides)
