@@ -14,10 +14,15 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # our `datasets/
 
 from vpn_tf import cli  # noqa: E402
 
+# The trained cpu_moving_mnist checkpoint shipped with the repository (RESULTS.md): the default model.
+SHIPPED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained", "cpu_moving_mnist")
+
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--workdir", required=True, help="a train.py working directory")
+    parser.add_argument(
+        "--workdir", default=SHIPPED, help="a train.py working directory (default: the shipped pretrained model)"
+    )
     parser.add_argument("--checkpoint", default=None, help="a checkpoint path (default: the latest in --workdir)")
     parser.add_argument("--split", default="test", help="test (default), validation, test_seen, test_novel")
     parser.add_argument("--num_sequences", type=int, default=None, help="the first N sequences (default: all)")

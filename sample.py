@@ -15,11 +15,17 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from vpn_tf import cli  # noqa: E402
 
+# The trained cpu_moving_mnist checkpoint shipped with the repository (RESULTS.md): the default model.
+SHIPPED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained", "cpu_moving_mnist")
+
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--workdir", action="append", default=None, help="a train.py working directory (latest checkpoint); repeatable"
+        "--workdir",
+        action="append",
+        default=None,
+        help="a train.py working directory (latest checkpoint); repeatable (default: the shipped pretrained model)",
     )
     parser.add_argument("--saved_model", default=None, help="sample through an exported SavedModel instead")
     parser.add_argument("--split", default="test", help="where the context comes from (default test)")
@@ -33,7 +39,11 @@ def main(argv=None):
     parser.add_argument("--data_dir", default=None, help="override the config's data_dir (pushing data)")
     args = cli.parse_known(parser, argv)
     if not args.workdir:
-        raise SystemExit("error: pass --workdir DIR (the training directory; with --saved_model it gives the config)")
+        if args.saved_model:
+            raise SystemExit("error: with --saved_model pass --workdir DIR (the training directory gives the config)")
+        if not os.path.isdir(SHIPPED):
+            raise SystemExit(f"error: no --workdir given and no shipped model at {SHIPPED}")
+        args.workdir = [SHIPPED]
     if args.saved_model and len(args.workdir) > 1:
         raise SystemExit("error: --saved_model samples one model; pass a single --workdir (its config)")
 
