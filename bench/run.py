@@ -15,10 +15,12 @@ import sys
 
 from bench.common import ROOT, machine
 
+SINGLE_THREADED_XLA = "--xla_cpu_multi_thread_eigen=false"
 
-def _run(module: str, *args: str) -> list[dict]:
+
+def _run(module: str, *args: str, env: dict | None = None) -> list[dict]:
     """Runs one benchmark in its own process (no state carried between them); returns its JSON lines."""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
     cmd = [sys.executable, "-m", f"bench.{module}", *args]
     out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=7200)
     if out.returncode != 0:
@@ -51,6 +53,9 @@ def main(argv=None):
         steps += _run("train_step", *paper, "--repeats", "2", "--precision", "bfloat16")
         steps += _run("train_step", *paper, "--repeats", "1", "--jit")
     samp = _run("sampling", "--batch", "16")
+    # XLA's CPU runtime runs each small dot of the pixel loop on its thread pool; single-threaded dots skip the
+    # hand-offs. XLA_FLAGS is process-wide, so this is a user's choice (README), measured here side by side.
+    samp += _run("sampling", "--batch", "16", "--xla_only", env={"XLA_FLAGS": SINGLE_THREADED_XLA})
     dat = _run("data", "--batches", "20")
     mem = _run("memory", *(["--full"] if args.full else []))
 
@@ -96,6 +101,7 @@ Targets: utilisation >= 0.80 at paper widths (c = 128), >= 0.60 at `cpu_moving_m
             [
                 ("batch", "batch"),
                 ("XLA pixel loop", "xla"),
+                ("XLA_FLAGS", "xla_flags"),
                 ("cached s/frame", "cached_seconds_per_frame"),
                 ("naive s/frame (scaled)", "naive_seconds_per_frame_scaled"),
                 ("teacher-forced decoder s", "teacher_forced_decoder_seconds"),

@@ -8,6 +8,7 @@ decoder pass (~1x is the limit: the same arithmetic). The naive sampler is timed
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 from bench.common import emit, machine, timeit
@@ -18,6 +19,7 @@ def main(argv=None):
     parser.add_argument("--config", default="cpu_moving_mnist")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--naive_rows", type=int, default=1)
+    parser.add_argument("--xla_only", action="store_true", help="skip the (slow) non-XLA cached sampler")
     args = parser.parse_args(argv)
 
     import numpy as np
@@ -36,7 +38,7 @@ def main(argv=None):
     if config.conditional:
         raise SystemExit("bench.sampling times unconditional presets")
     records = []
-    for jit in (True, False):
+    for jit in (True,) if args.xla_only else (True, False):
         sampler = Sampler(model, "cached", jit=jit)
         h, _ = sampler.temporal.run(tf.constant(context), conds)
         seed = frame_seed(tf.constant([0, 1], tf.int64), config.context_frames)
@@ -61,6 +63,7 @@ def main(argv=None):
                     "bench": f"sampling/{args.config}",
                     "batch": args.batch,
                     "xla": jit,
+                    "xla_flags": os.environ.get("XLA_FLAGS", ""),
                     "cached_seconds_per_frame": round(cached, 4),
                     "naive_seconds_per_frame_scaled": round(naive, 2),
                     "naive_rows_timed": args.naive_rows,
