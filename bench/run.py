@@ -15,8 +15,6 @@ import sys
 
 from bench.common import ROOT, machine
 
-SINGLE_THREADED_XLA = "--xla_cpu_multi_thread_eigen=false"
-
 
 def _run(module: str, *args: str, env: dict | None = None) -> list[dict]:
     """Runs one benchmark in its own process (no state carried between them); returns its JSON lines."""
@@ -53,9 +51,6 @@ def main(argv=None):
         steps += _run("train_step", *paper, "--repeats", "2", "--precision", "bfloat16")
         steps += _run("train_step", *paper, "--repeats", "1", "--jit")
     samp = _run("sampling", "--batch", "16")
-    # XLA's CPU runtime runs each small dot of the pixel loop on its thread pool; single-threaded dots skip the
-    # hand-offs. XLA_FLAGS is process-wide, so this is a user's choice (README), measured here side by side.
-    samp += _run("sampling", "--batch", "16", "--xla_only", env={"XLA_FLAGS": SINGLE_THREADED_XLA})
     dat = _run("data", "--batches", "20")
     mem = _run("memory", *(["--full"] if args.full else []))
 
