@@ -90,10 +90,11 @@ def main(argv=None):
     samples = []  # [model][sample] -> uint8 [B, num_frames, H, W, C]
     with tqdm(total=len(models) * args.num_samples, desc="samples", unit="sample") as bar:
         for model_config, sample_fn in models:
+            # Each model gets the conditioning it was trained with (e.g. a VPN without actions beside one with).
+            a = actions if model_config.action_dim else None
+            st = states if model_config.state_dim else None
             per_model = []
             for s in range(args.num_samples):
-                a = actions if model_config.action_dim else None
-                st = states if model_config.state_dim else None
                 per_model.append(sample_fn(context, num_frames, (args.seed, s), a, st))
                 bar.update(1)
             samples.append(per_model)

@@ -208,19 +208,8 @@ def test_mixed_precision_and_xla_steps(mixed_precision, jit):
 
 def test_sample_py_writes_gifs_and_grid(tmp_path):
     _train(tmp_path / "run", "--steps", "1", "--no_samples")
-    out = run_script(
-        "sample.py",
-        "--workdir",
-        str(tmp_path / "run"),
-        "--split",
-        "validation",
-        "--num_sequences",
-        "2",
-        "--num_samples",
-        "2",
-        "--out",
-        str(tmp_path / "samples"),
-    )
+    common = ("--workdir", tmp_path / "run", "--split", "validation", "--num_sequences", "2", "--num_samples", "2")
+    out = run_script("sample.py", *common, "--out", tmp_path / "samples")
     assert out.returncode == 0, out.stderr[-2000:]
     from PIL import Image
 
@@ -234,19 +223,7 @@ def test_sample_py_writes_gifs_and_grid(tmp_path):
         "export.py", "--workdir", str(tmp_path / "run"), "--export_dir", str(tmp_path / "export" / "1"), check=True
     )
     out = run_script(
-        "sample.py",
-        "--workdir",
-        str(tmp_path / "run"),
-        "--saved_model",
-        str(tmp_path / "export" / "1"),
-        "--split",
-        "validation",
-        "--num_sequences",
-        "2",
-        "--num_samples",
-        "2",
-        "--out",
-        str(tmp_path / "samples_export"),
+        "sample.py", *common, "--saved_model", tmp_path / "export" / "1", "--out", tmp_path / "samples_export"
     )
     assert out.returncode == 0, out.stderr[-2000:]
     # Same checkpoint, same seeds: the exported sampler draws the same videos as the in-process one.
