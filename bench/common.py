@@ -37,6 +37,24 @@ def timeit(fn, repeats: int = 3, warmup: int = 1) -> float:
     return times[len(times) // 2]
 
 
+def interleaved(fns: dict, repeats: int = 3, warmup: int = 1) -> dict:
+    """Minimum seconds per call of each `fns[name]()`, calling them in turn `repeats` times after `warmup` rounds.
+
+    For ratios on a shared machine: every round gives each function the same machine conditions, and the minimum
+    discards the rounds another tenant slowed down (interference only ever adds time).
+    """
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    best = {name: float("inf") for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - t)
+    return best
+
+
 def machine() -> dict:
     import tensorflow as tf
 

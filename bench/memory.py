@@ -18,10 +18,15 @@ from bench.common import ROOT, emit, machine
 _CHILD = """
 import json, sys
 sys.path.insert(0, {root!r})
-from bench.train_step import train_step_rate
+import time
+from bench.train_step import train_step_fn
 name, batch, frames, ctx = {name!r}, {batch}, {frames}, {ctx}
 overrides = {{"context_frames": ctx}} if ctx else None
-seconds, flops, _ = train_step_rate(name, batch, frames, repeats=1, overrides=overrides)
+step, flops, _ = train_step_fn(name, batch, frames, overrides=overrides)
+step()
+t = time.perf_counter()
+step()
+seconds = time.perf_counter() - t
 hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")][0].split()[1]
 print(json.dumps({{"peak_rss_mb": int(hwm) / 1024, "seconds": seconds}}))
 """

@@ -10,7 +10,8 @@ they are executed in full):
     training FLOPs = 3 x 2 x forward MACs x batch   (backward: input and weight gradients, each ~ the forward)
 The micro-benchmark times forward + backward (input and weight gradients) of one 3x3 convolution c -> 4c (the
 multiplicative unit's fused gates, most of the arithmetic) on the same batch of frames, so both sides count the same
-kind of work. Utilisation = step GFLOP/s / micro-benchmark GFLOP/s.
+kind of work. Utilisation = step GFLOP/s / micro-benchmark GFLOP/s; the two are timed in alternation and each
+keeps its fastest round (`bench.common.interleaved`), so a noisy neighbour cannot favour one side of the ratio.
 
 `python -m bench.train_step [--config cpu_moving_mnist] [--batch 4] [--frames 20] [--precision float32|bfloat16]
 [--jit]` prints one JSON line.
@@ -20,11 +21,11 @@ from __future__ import annotations
 
 import argparse
 
-from bench.common import emit, machine, timeit
+from bench.common import emit, interleaved, machine
 
 
-def conv_microbenchmark(batch_frames: int, size: int, cin: int, cout: int, dtype="float32", repeats=3) -> float:
-    """GFLOP/s of forward + backward of a 3x3 same-padded convolution [N, size, size, cin] -> cout."""
+def conv_microbenchmark(batch_frames: int, size: int, cin: int, cout: int, dtype="float32"):
+    """(fn, FLOPs per call): forward + backward of a 3x3 same-padded convolution [N, size, size, cin] -> cout."""
     import tensorflow as tf
 
     x = tf.Variable(tf.random.normal([batch_frames, size, size, cin], dtype=dtype))
@@ -39,13 +40,11 @@ def conv_microbenchmark(batch_frames: int, size: int, cin: int, cout: int, dtype
         gx, gw = tape.gradient(loss, [x, w])
         return tf.reduce_sum(gx) + tf.reduce_sum(gw)
 
-    seconds = timeit(lambda: float(step()), repeats=repeats, warmup=2)
-    flops = 3 * 2 * batch_frames * size * size * 9 * cin * cout
-    return flops / seconds / 1e9
+    return (lambda: float(step())), 3 * 2 * batch_frames * size * size * 9 * cin * cout
 
 
-def train_step_rate(config_name, batch, frames, precision="float32", jit=False, repeats=3, overrides=None):
-    """(seconds per step, training FLOPs per step, config) of a graph-mode train step on one device."""
+def train_step_fn(config_name, batch, frames, precision="float32", jit=False, overrides=None):
+    """(fn, training FLOPs per step, config): fn runs one graph-mode train step on one device and waits for it."""
     import numpy as np
     import tensorflow as tf
 
@@ -66,17 +65,19 @@ def train_step_rate(config_name, batch, frames, precision="float32", jit=False, 
     ds = strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensors(batch_data).repeat())
     step = training.make_train_step(config, state, strategy, jit=jit)
     batch_in = next(iter(ds))
-    seconds = timeit(lambda: float(step(batch_in)[0]), repeats=repeats, warmup=1)
-    return seconds, training_flops_per_sequence(config, frames) * batch, config
+    return (lambda: float(step(batch_in)[0])), training_flops_per_sequence(config, frames) * batch, config
 
 
 def run(config_name, batch, frames, precision="float32", jit=False, repeats=3, overrides=None):
-    seconds, flops, config = train_step_rate(config_name, batch, frames, precision, jit, repeats, overrides)
+    step, flops, config = train_step_fn(config_name, batch, frames, precision, jit, overrides)
     c = config.hidden
     frames_encoded = batch * (frames - 1)
     # The reference convolution runs in the step's compute precision (bfloat16 convolutions are ~2x faster here).
-    micro = conv_microbenchmark(frames_encoded, config.image_size, c, 4 * c, dtype=precision, repeats=repeats)
-    achieved = flops / seconds / 1e9
+    micro, micro_flops = conv_microbenchmark(frames_encoded, config.image_size, c, 4 * c, dtype=precision)
+    # Timed in turn, round by round, so both sides of the ratio see the same machine (see `interleaved`).
+    seconds = interleaved({"step": step, "micro": micro}, repeats=repeats, warmup=1)
+    achieved = flops / seconds["step"] / 1e9
+    micro_gflops = micro_flops / seconds["micro"] / 1e9
     return emit(
         {
             "bench": f"train_step/{config_name}",
@@ -84,13 +85,13 @@ def run(config_name, batch, frames, precision="float32", jit=False, repeats=3, o
             "frames": frames,
             "precision": precision,
             "xla": jit,
-            "seconds_per_step": round(seconds, 3),
-            "sequences_per_second": round(batch / seconds, 3),
+            "seconds_per_step": round(seconds["step"], 3),
+            "sequences_per_second": round(batch / seconds["step"], 3),
             "tflop_per_step": round(flops / 1e12, 4),
             "achieved_gflops": round(achieved, 1),
-            "conv3x3_c_to_4c_microbenchmark_gflops": round(micro, 1),
+            "conv3x3_c_to_4c_microbenchmark_gflops": round(micro_gflops, 1),
             "micro_benchmark_shape": f"[{frames_encoded}, {config.image_size}, {config.image_size}, {c}] -> {4 * c}",
-            "utilisation": round(achieved / micro, 3),
+            "utilisation": round(achieved / micro_gflops, 3),
             **machine(),
         }
     )

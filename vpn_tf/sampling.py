@@ -111,7 +111,6 @@ class TemporalState:
     def __init__(self, model):
         self.model = model
         self.config: VPNConfig = model.config
-        self.cell = model.core.cell
 
     def zeros(self, batch):
         c = self.config
@@ -123,8 +122,7 @@ class TemporalState:
         x = scale_pixels(frame, self.model.compute_dtype)
         cond = None if cond_t is None else tf.cast(cond_t, self.model.compute_dtype)
         encoded = self.model.encoder(x, condition=cond)
-        h, (h2, c2) = self.cell(encoded, list(state))
-        return h2, c2
+        return self.model.core.step(encoded, state)
 
     def run(self, frames, conds):
         """The state after the uint8 frames `[B, T, H, W, C]` (T >= 1) have been read."""

@@ -9,6 +9,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from vpn_tf.layers.convolution import Conv2D
+
 MASK_TYPES = ("A", "B")
 
 
@@ -54,7 +56,7 @@ def causal_mask(
 
 
 @keras.saving.register_keras_serializable(package="vpn_tf")
-class MaskedConv2D(keras.layers.Conv2D):
+class MaskedConv2D(Conv2D):
     """A `Conv2D` whose kernel is multiplied by a constant causal mask in every call.
 
     Guarantee: output channel k at pixel (i, j) depends only on inputs at pixels before (i, j) in raster order and,
@@ -84,8 +86,6 @@ class MaskedConv2D(keras.layers.Conv2D):
             raise ValueError(f"MaskedConv2D needs padding='same'. Received: padding={kwargs['padding']!r}")
         if kwargs.get("strides", 1) not in (1, (1, 1), [1, 1]):
             raise ValueError(f"MaskedConv2D needs strides=1. Received: strides={kwargs['strides']!r}")
-        if kwargs.get("groups", 1) != 1:
-            raise ValueError("MaskedConv2D does not support grouped convolution (groups != 1).")
         super().__init__(filters, kernel_size, **kwargs)
         if mask_type not in MASK_TYPES:
             raise ValueError(f"mask_type must be one of {MASK_TYPES}. Received: mask_type={mask_type!r}")

@@ -8,13 +8,15 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from vpn_tf.layers.convolution import Conv2D
 from vpn_tf.layers.masked_conv import MaskedConv2D
 
 _FUSION = {"xla": True}
 
 
-def _gating(z, h, c: int):
-    """g1 * tanh(g2 * h + g3 * u) from the fused gate pre-activations z = [W1..W4 * h]."""
+def _gating(z, bias, h, c: int):
+    """g1 * tanh(g2 * h + g3 * u) from the fused gate convolution z = [W1..W4 * h] (without its bias)."""
+    z = tf.nn.bias_add(z, bias)
     g = tf.sigmoid(z[..., : 3 * c])
     u = tf.tanh(z[..., 3 * c :])
     return g[..., :c] * tf.tanh(g[..., c : 2 * c] * h + g[..., 2 * c :] * u)
@@ -104,13 +106,16 @@ class MultiplicativeUnit(keras.layers.Layer):
                 4 * channels, mask_type="B", color_groups=self.color_groups, output_splits=4, **common
             )
         else:
-            self.gates = keras.layers.Conv2D(4 * channels, **common)
+            self.gates = Conv2D(4 * channels, **common)
         self.gates.build(input_shape)
 
     def call(self, inputs):
-        z = self.gates(inputs)
+        # The gate convolution's bias is added inside the fused gating rather than by the convolution: at c = 16 a
+        # convolution with a bias (and its bias gradient) runs ~25% slower on oneDNN, while in the XLA fusion the
+        # addition and the bias gradient's reduction ride along with work that reads z anyway.
+        z = self.gates.convolution_op(inputs, self.gates.kernel)
         gating = _gating_xla if _FUSION["xla"] else _gating
-        return gating(z, ops.cast(inputs, z.dtype), self.channels)
+        return gating(z, ops.cast(self.gates.bias, z.dtype), ops.cast(inputs, z.dtype), self.channels)
 
     def compute_output_shape(self, input_shape):
         return input_shape

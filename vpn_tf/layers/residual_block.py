@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 
 from vpn_tf.layers.conditioning import VectorConditioning
+from vpn_tf.layers.convolution import Conv2D
 from vpn_tf.layers.masked_conv import MaskedConv2D
 
 
@@ -62,7 +63,7 @@ class ResidualBlockBase(keras.layers.Layer):
         )
         if self.masked:
             return MaskedConv2D(filters, kernel_size, mask_type="B", color_groups=self.color_groups, **common)
-        return keras.layers.Conv2D(filters, kernel_size, **common)
+        return Conv2D(filters, kernel_size, **common)
 
     def build(self, input_shape):
         channels = int(input_shape[-1])

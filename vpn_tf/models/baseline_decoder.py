@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 
+from vpn_tf.layers.convolution import Conv2D
 from vpn_tf.models.decoder_base import DecoderBase
 
 
@@ -25,7 +26,7 @@ class BaselineDecoder(DecoderBase):
     masked = False
 
     def build(self, context_shape, condition_shape=None):
-        self.context_input = keras.layers.Conv2D(
+        self.context_input = Conv2D(
             2 * self.hidden,
             1,
             kernel_initializer=self.kernel_initializer,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 
+from vpn_tf.layers.convolution import Conv2D
 from vpn_tf.models.blocks import build_blocks
 
 
@@ -40,7 +41,7 @@ class ResolutionPreservingEncoder(keras.layers.Layer):
 
     def build(self, input_shape):
         width = 2 * self.hidden
-        self.stem = keras.layers.Conv2D(
+        self.stem = Conv2D(
             width,
             3,
             padding="same",

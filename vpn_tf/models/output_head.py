@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from vpn_tf.layers.convolution import Conv2D
 from vpn_tf.layers.masked_conv import MaskedConv2D
 
 
@@ -36,7 +37,7 @@ class OutputHead(keras.layers.Layer):
         common = dict(kernel_initializer=self.kernel_initializer, dtype=self.dtype_policy, name=name)
         if self.masked:
             return MaskedConv2D(filters, 1, mask_type="B", color_groups=self.channels, **common)
-        return keras.layers.Conv2D(filters, 1, **common)
+        return Conv2D(filters, 1, **common)
 
     def build(self, input_shape):
         self.top = self._conv(self.top_channels, "top")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 
+from vpn_tf.layers.convolution import Conv2D
 from vpn_tf.layers.masked_conv import MaskedConv2D
 from vpn_tf.models.decoder_base import DecoderBase
 
@@ -53,7 +54,7 @@ class PixelCNNDecoder(DecoderBase):
             name="frame_input",
         )
         self.frame_input.build(frame_shape)
-        self.context_input = keras.layers.Conv2D(
+        self.context_input = Conv2D(
             width, 1, kernel_initializer=self.kernel_initializer, dtype=self.dtype_policy, name="context_input"
         )
         self.context_input.build(tuple(frame_shape[:-1]) + (int(context_shape[-1]),))

@@ -8,6 +8,7 @@ from keras import ops
 from vpn_tf import distributions
 from vpn_tf.config import VPNConfig
 from vpn_tf.inputs import validate_inputs
+from vpn_tf.layers.conv_lstm import ConvLSTM
 from vpn_tf.models.baseline_decoder import BaselineDecoder
 from vpn_tf.models.encoder import ResolutionPreservingEncoder
 from vpn_tf.models.pixelcnn_decoder import PixelCNNDecoder
@@ -65,14 +66,7 @@ class VideoPixelNetwork(keras.Model):
         self.encoder = ResolutionPreservingEncoder(
             c.hidden, c.dilations, c.block, condition_dim=c.condition_dim, dtype=self.dtype_policy, name="encoder"
         )
-        self.core = keras.layers.ConvLSTM2D(
-            c.lstm_channels,
-            c.lstm_kernel_size,
-            padding="same",
-            return_sequences=True,
-            dtype=self.dtype_policy,
-            name="conv_lstm",
-        )
+        self.core = ConvLSTM(c.lstm_channels, c.lstm_kernel_size, dtype=self.dtype_policy, name="conv_lstm")
         decoder_args = dict(
             hidden=c.hidden,
             num_blocks=c.decoder_blocks,
