@@ -47,8 +47,8 @@ def main(argv=None):
     steps += _run("train_step", "--precision", "bfloat16")
     if args.full:
         steps += _run("train_step", "--jit", "--repeats", "1")
-        steps += _run("train_step", *paper, "--repeats", "2")
-        steps += _run("train_step", *paper, "--repeats", "2", "--precision", "bfloat16")
+        steps += _run("train_step", *paper, "--repeats", "4")
+        steps += _run("train_step", *paper, "--repeats", "4", "--precision", "bfloat16")
         steps += _run("train_step", *paper, "--repeats", "1", "--jit")
     samp = _run("sampling", "--batch", "16")
     dat = _run("data", "--batches", "20")
