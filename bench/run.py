@@ -66,7 +66,8 @@ measured side by side in the same process. The machine is shared, so absolute ti
 
 Achieved GFLOP/s = analytic training FLOPs per step (convolutions, forward x 3; formula in `bench/train_step.py`
 and `vpn_tf/cost.py`) / step time. The reference is a 3x3 convolution c -> 4c (the multiplicative unit's fused
-gates), forward + backward, on the same number of frames and in the same precision, timed in the same process.
+gates), forward + backward, on the same number of frames and in the same precision, timed in the same process in
+alternation with the step (rounds of equal length, fastest round of each).
 Targets: utilisation >= 0.80 at paper widths (c = 128), >= 0.60 at `cpu_moving_mnist`'s (c = 16).
 
 {

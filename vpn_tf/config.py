@@ -361,7 +361,8 @@ def cpu_moving_mnist() -> VPNConfig:
     seconds per training sequence here. With c=16, 4 encoder blocks (dilations 1, 2, 4, 8, so the receptive field
     still covers a digit's motion), 4 decoder blocks, ConvLSTM 32 and top 64 it is ~0.96 G per frame (~130x less).
     `python -m bench.train_step` measured a float32 training step of 4 sequences at 3.2 s on our 2-core machine
-    (1.25 sequences/s; BENCHMARKS.md), so an hour is ~1,100 steps / ~4,500 sequences, against an initial loss of
+    (1.25 sequences/s) when RESULTS.md was trained, 2.5-3.2 s since the 2026-11-26 speedups (BENCHMARKS.md), so an
+    hour is ~1,100-1,400 steps / ~4,500-5,700 sequences, against an initial loss of
     ~2,800 nats/frame (4096 ln 2). RESULTS.md: 65 minutes on one core (751 steps) reached 130.4 nats/frame on the
     test set (baseline 313.3; lower bound 87.0 on the same 1,000 sequences).
     """
