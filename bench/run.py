@@ -97,6 +97,7 @@ Targets: utilisation >= 0.80 at paper widths (c = 128), >= 0.60 at `cpu_moving_m
             [
                 ("batch", "batch"),
                 ("XLA pixel loop", "xla"),
+                ("batch groups", "groups"),
                 ("XLA_FLAGS", "xla_flags"),
                 ("cached s/frame", "cached_seconds_per_frame"),
                 ("naive s/frame (scaled)", "naive_seconds_per_frame_scaled"),

@@ -20,6 +20,7 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--naive_rows", type=int, default=1)
     parser.add_argument("--xla_only", action="store_true", help="skip the (slow) non-XLA cached sampler")
+    parser.add_argument("--groups", type=int, default=None, help="batch groups sampled concurrently (default: cores)")
     args = parser.parse_args(argv)
 
     import numpy as np
@@ -41,7 +42,7 @@ def main(argv=None):
     x = scale_pixels(tf.constant(context[:, -1]), model.compute_dtype)
     records = []
     for jit in (True,) if args.xla_only else (True, False):
-        sampler = Sampler(model, "cached", jit=jit)
+        sampler = Sampler(model, "cached", jit=jit, groups=args.groups)
         h, _ = sampler.temporal.run(tf.constant(context), conds)
         seed = frame_seed(tf.constant([0, 1], tf.int64), config.context_frames)
         temp = tf.constant(1.0)
@@ -51,20 +52,21 @@ def main(argv=None):
         seconds = interleaved(
             {"cached": run, "teacher": lambda h=h: decoder(x, h).numpy()}, repeats=3 if jit else 1, warmup=1
         )
-        records.append((jit, seconds["cached"], seconds["teacher"]))
+        records.append((jit, seconds["cached"], seconds["teacher"], sampler.groups))
 
     t = time.perf_counter()
     naive_frame(model, h, None, seed, temp, rows=args.naive_rows)
     naive = (time.perf_counter() - t) * s / args.naive_rows
 
     out = []
-    for jit, cached, teacher in records:
+    for jit, cached, teacher, groups in records:
         out.append(
             emit(
                 {
                     "bench": f"sampling/{args.config}",
                     "batch": args.batch,
                     "xla": jit,
+                    "groups": groups,
                     "xla_flags": os.environ.get("XLA_FLAGS", ""),
                     "cached_seconds_per_frame": round(cached, 4),
                     "naive_seconds_per_frame_scaled": round(naive, 2),

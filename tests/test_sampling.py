@@ -37,6 +37,21 @@ def test_cached_equals_naive_for_the_same_seed(preset, overrides):
     np.testing.assert_array_equal(cached, naive)  # every pixel, borders included, both frames
 
 
+@pytest.mark.parametrize("preset", ["tiny", "tiny_rgb"])
+def test_batch_groups_sample_what_the_whole_batch_samples(preset):
+    # Groups of rows run their pixel loops concurrently; each row keeps its noise, so the video is the same.
+    cfg, model, ctx, kw = _setup(preset, batch=3)
+    # Identical rows: only the per-row noise tells them apart, so a group restarting the noise at row 0 would show.
+    ctx = np.repeat(ctx[:1], 3, axis=0)
+    kw = {k: np.repeat(v[:1], 3, axis=0) for k, v in kw.items()}
+    whole = Sampler(model, "cached", groups=1).sample(ctx, 2, seed=(5, 6), **kw)
+    for groups in (2, 3, 8):  # 8 > batch: capped at one row per group
+        np.testing.assert_array_equal(Sampler(model, "cached", groups=groups).sample(ctx, 2, seed=(5, 6), **kw), whole)
+    assert len(np.unique(whole.reshape(3, -1), axis=0)) == 3  # same context, different noise per row
+    with pytest.raises(ValueError, match="groups must be >= 1"):
+        Sampler(model, "cached", groups=0)
+
+
 def test_xla_and_graph_paths_agree():
     cfg, model, ctx, kw = _setup("tiny_rgb")
     a = Sampler(model, jit=True).sample(ctx, 2, seed=(1, 1), **kw)
