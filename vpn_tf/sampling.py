@@ -383,6 +383,16 @@ def baseline_frame(model, h, cond_t, seed_t, temperature):
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+def _usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity, which containers' cpusets restrict; `os.cpu_count()` counts
+    the host's), at most 8: past that, groups of one or two rows would each pay the whole per-pixel dispatch cost."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not available on macOS / Windows
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 8))
+
+
 class Sampler:
     """Samples continuations from a built `VideoPixelNetwork`.
 
@@ -394,7 +404,8 @@ class Sampler:
             (`Sampler.sample` and `generate_frame`; not `sample_graph`). On CPUs the loop is bound by per-op dispatch
             (~60 small ops per pixel), not arithmetic, so one loop per core is faster (~1.5x on our 2 cores,
             `bench/sampling.py`). Every row gets the noise it gets in the whole batch, so the samples are the same
-            up to float rounding of the per-group matrix products. Default: the CPU count without a GPU, else 1.
+            up to float rounding of the per-group matrix products. Default: the usable CPU cores (at most 8) without
+            a GPU, else 1.
     """
 
     def __init__(self, model, method: str = "cached", jit: bool = True, groups: int | None = None):
@@ -413,7 +424,7 @@ class Sampler:
             frame_fn = lambda h, cond, seed_t, temp: naive_frame(model, h, cond, seed_t, temp)  # noqa: E731
         self._frame_fn = frame_fn
         if groups is None:
-            groups = 1 if tf.config.list_physical_devices("GPU") else (os.cpu_count() or 1)
+            groups = 1 if tf.config.list_physical_devices("GPU") else _usable_cores()
         if groups < 1:
             raise ValueError(f"groups must be >= 1. Received: groups={groups}")
         self.groups = groups if (method == "cached" and self.config.model == "vpn") else 1
