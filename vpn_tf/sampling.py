@@ -402,10 +402,10 @@ class Sampler:
         jit: compile the per-frame pixel loop with XLA (default; the loop's many small ops fuse: ~40x faster on CPU).
         groups: the cached VPN sampler splits the batch into this many groups whose pixel loops run concurrently
             (`Sampler.sample` and `generate_frame`; not `sample_graph`). On CPUs the loop is bound by per-op dispatch
-            (~60 small ops per pixel), not arithmetic, so one loop per core is faster (~1.5x on our 2 cores,
-            `bench/sampling.py`). Every row gets the noise it gets in the whole batch, so the samples are the same
-            up to float rounding of the per-group matrix products. Default: the usable CPU cores (at most 8) without
-            a GPU, else 1.
+            (dozens of small ops per pixel), not arithmetic, so one loop per core is faster (~1.4x on our 2 cores:
+            `python -m bench.sampling --groups 1` vs `--groups 2`). Every row gets the noise it gets in the whole
+            batch, so the samples are the same up to float rounding of the per-group matrix products. Default: the
+            usable CPU cores (at most 8) without a GPU, else 1.
     """
 
     def __init__(self, model, method: str = "cached", jit: bool = True, groups: int | None = None):

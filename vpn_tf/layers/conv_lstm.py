@@ -13,9 +13,9 @@ class ConvLSTM(keras.layers.ConvLSTM2D):
     Keras' cell runs eight convolutions per time step: the input and the recurrent kernels split into their four
     gates. The input convolution does not depend on the recurrence, so here it runs once for all time steps (time
     folded into the batch: one convolution with 4L outputs over batch x T frames), and each step runs a single
-    recurrent convolution L -> 4L. On our CPU that halves the ConvLSTM's share of a training step
-    (`bench/train_step.py`). The weights (`cell.kernel`, `cell.recurrent_kernel`, `cell.bias`) are the Keras layer's,
-    so checkpoints of either load into the other.
+    recurrent convolution L -> 4L: fewer, larger convolutions, which oneDNN runs faster on our CPU
+    (`bench/train_step.py`, A/B). The weights (`cell.kernel`, `cell.recurrent_kernel`, `cell.bias`) are the Keras
+    layer's, so checkpoints of either load into the other.
 
     Only what the VPN uses is supported: "same" padding, stride 1, channels_last, full sequences returned, no
     dropout, masking, statefulness or reversal; anything else raises at construction.
@@ -99,8 +99,11 @@ class ConvLSTM(keras.layers.ConvLSTM2D):
                 outputs.append(state[0])
             return tf.stack(outputs, axis=1)
 
+        # Time-major TensorArrays (not `projected[:, t]`, whose gradient is a full-size tensor per step).
+        inputs = tf.TensorArray(projected.dtype, size=steps).unstack(tf.transpose(projected, [1, 0, 2, 3, 4]))
+
         def body(t, state, outputs):
-            state = self.recurrence(projected[:, t], state)
+            state = self.recurrence(inputs.read(t), state)
             return t + 1, state, outputs.write(t, state[0])
 
         outputs = tf.TensorArray(projected.dtype, size=steps, element_shape=[None, h, w, self.filters])

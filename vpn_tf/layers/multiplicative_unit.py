@@ -111,7 +111,7 @@ class MultiplicativeUnit(keras.layers.Layer):
 
     def call(self, inputs):
         # The gate convolution's bias is added inside the fused gating rather than by the convolution: at c = 16 a
-        # convolution with a bias (and its bias gradient) runs ~25% slower on oneDNN, while in the XLA fusion the
+        # convolution with a bias (and its bias gradient) runs measurably slower on oneDNN, while in the XLA fusion the
         # addition and the bias gradient's reduction ride along with work that reads z anyway.
         z = self.gates.convolution_op(inputs, self.gates.kernel)
         gating = _gating_xla if _FUSION["xla"] else _gating
