@@ -67,7 +67,7 @@ def train_step_fn(config_name, batch, frames, precision="float32", jit=False, ov
     ds = strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensors(batch_data).repeat())
     step = training.make_train_step(config, state, strategy, jit=jit)
     batch_in = next(iter(ds))
-    return (lambda: float(step(batch_in)[0])), training_flops_per_sequence(config, frames) * batch, config
+    return (lambda: int(step(batch_in))), training_flops_per_sequence(config, frames) * batch, config
 
 
 def run(config_name, batch, frames, precision="float32", jit=False, repeats=3, overrides=None):

@@ -91,13 +91,69 @@ def test_kill_and_resume_is_bitwise_identical(tmp_path):
         np.testing.assert_array_equal(a[k], b[k], err_msg=f"{k} differs after kill at step {kill_after} and resume")
 
 
-def test_mirrored_two_devices_equals_one_device():
-    out = run_script(os.path.join("tests", "helpers", "mirrored_vs_single.py"))
+@pytest.fixture(scope="module")
+def data_parallel():
+    out = run_script(os.path.join("tests", "helpers", "data_parallel.py"), timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
-    r = json.loads(out.stdout.strip().splitlines()[-1])
-    assert r["loss_1"] == pytest.approx(r["loss_2"], rel=1e-5)
-    assert r["norm_1"] == pytest.approx(r["norm_2"], rel=1e-4)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("update", ["rmsprop", "sgd", "xla"])
+def test_two_replicas_take_the_one_device_step(data_parallel, update):
+    r = data_parallel[update]
+    assert r["rerun_diff"] == 0.0
+    assert r["loss"][0] == pytest.approx(r["loss"][1], rel=1e-5)
+    assert r["norm"][0] == pytest.approx(r["norm"][1], rel=1e-4)
     assert r["max_weight_diff"] <= 1e-5 * max(1.0, r["scale"])
+    if update == "sgd":
+        # The update is proportional to the gradient: a gradient summed twice, or divided by the replica count
+        # once too often, moves the weights twice (or half) as far.
+        a, b = r["update_norm"]
+        assert a > 0 and b == pytest.approx(a, rel=1e-5)
+
+
+def test_one_gradient_all_reduce_per_step(data_parallel):
+    # Every cross-replica reduction in the traced step, by shape: exactly the trainable variables' gradients, once
+    # each (metrics stay on the replicas until read).
+    assert data_parallel["reduced_shapes"] == data_parallel["variable_shapes"]
+
+
+def test_evaluation_across_replicas_is_exact_and_traced_once(data_parallel):
+    e = data_parallel["eval"]
+    # 5 sequences in global batches of 4 over 2 replicas: the last batch leaves one replica empty.
+    assert e["one"]["five"]["count"] == e["two"]["five"]["count"] == 5
+    assert e["two"]["five"]["nats_per_frame"] == pytest.approx(e["direct"]["mean"], rel=1e-6)
+    assert e["two"]["five"]["nats_per_frame_stderr"] == pytest.approx(e["direct"]["stderr"], rel=1e-3)
+    for split in ("five", "three"):
+        for k, v in e["one"][split].items():
+            assert e["two"][split][k] == pytest.approx(v, rel=1e-6), (split, k)
+    # Two evaluations (5 then 3 sequences: other last-batch shapes) and one trace.
+    assert e["one"]["traces"] == e["two"]["traces"] == 1
+
+
+def test_xla_step_on_two_replicas_through_train_py(tmp_path):
+    out = _train(tmp_path, "--steps", "2", "--cpu_devices", "2", "--jit", "--eval_every", "100")
+    assert "nats_per_frame=" in out.stdout
+
+
+def test_host_reads_metrics_only_every_log_every_steps(tmp_path, monkeypatch):
+    from datasets import pipelines
+    from vpn_tf import get_config
+
+    reads = []
+    real_read = training.StepMetrics.read
+    monkeypatch.setattr(training.StepMetrics, "read", lambda self: reads.append(1) or real_read(self))
+    config = get_config("tiny", steps=7, eval_every=100, checkpoint_every=100)
+    training.train_and_evaluate(
+        config,
+        str(tmp_path),
+        train_dataset_fn=lambda start: pipelines.distributed_train_dataset_fn(config, 0, start),
+        strategy=tf.distribute.MirroredStrategy(["/cpu:0"]),
+        log_every=3,
+        progress=False,
+    )
+    # One reset at the start, then steps 3 and 6 and the final step 7 (which also checkpoints).
+    assert len(reads) == 4
 
 
 def _free_ports(n):
@@ -197,7 +253,10 @@ def test_mixed_precision_and_xla_steps(mixed_precision, jit):
     step = training.make_train_step(config, state, strategy, jit=jit)
     before = [v.numpy().copy() for v in state.model.trainable_variables]
     it = iter(ds)
-    losses = [float(step(next(it))[0]) for _ in range(2)]
+    losses = []
+    for _ in range(2):
+        step(next(it))
+        losses.append(state.metrics.read()["loss"])
     assert all(np.isfinite(losses))
     assert state.model.encoder.compute_dtype == ("float32" if mixed_precision == "float32" else mixed_precision)
     assert all(v.dtype == "float32" for v in state.model.trainable_variables)

@@ -46,6 +46,16 @@ def binary_entropy(pixels):
     return -(xlogx(z) + xlogx(1.0 - z))
 
 
+def over_last_axis(fn, logits):
+    """`fn` (a softmax-like op over the last axis) applied to a 2-D view of `logits`, reshaped back.
+
+    Video logits are 6-D ([batch, T, H, W, C, K]) and oneDNN's softmax kernels take at most 5 dimensions ("Input dims
+    must be <= 5 and >=1"), while every kernel library accepts 2-D.
+    """
+    shape = tf.shape(logits)
+    return tf.reshape(fn(tf.reshape(logits, [-1, shape[-1]])), shape)
+
+
 def categorical_log_prob(logits, pixels):
     """log p(x) under a 256-way softmax per colour channel.
 
@@ -57,7 +67,7 @@ def categorical_log_prob(logits, pixels):
         `[..., C]` float32 nats (<= 0).
     """
     logits = tf.cast(logits, tf.float32)
-    log_p = tf.nn.log_softmax(logits, axis=-1)
+    log_p = over_last_axis(tf.nn.log_softmax, logits)
     index = tf.cast(pixels, tf.int32)[..., None]
     return tf.gather(log_p, index, axis=-1, batch_dims=len(logits.shape) - 1)[..., 0]
 
@@ -68,6 +78,17 @@ def log_prob(logits, pixels, output: str):
         return -sigmoid_cross_entropy(logits, pixels)
     if output == "softmax":
         return categorical_log_prob(logits, pixels)
+    raise ValueError(f"output must be 'sigmoid' or 'softmax'. Received: output={output!r}")
+
+
+def mean(logits, output: str):
+    """The mean of each dimension's distribution on the 0..255 scale, `[..., C, K]` -> float32 `[..., C]`."""
+    logits = tf.cast(logits, tf.float32)
+    if output == "sigmoid":
+        return tf.sigmoid(logits[..., 0]) * 255.0
+    if output == "softmax":
+        probs = over_last_axis(tf.nn.softmax, logits)
+        return tf.linalg.matvec(probs, tf.range(tf.shape(logits)[-1], dtype=tf.float32))
     raise ValueError(f"output must be 'sigmoid' or 'softmax'. Received: output={output!r}")
 
 

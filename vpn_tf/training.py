@@ -162,15 +162,68 @@ def load_config(workdir: str) -> VPNConfig:
         return VPNConfig.from_dict(json.load(f))
 
 
+class StepMetrics(tf.Module):
+    """Training metrics summed over the steps since the last `read`, kept on the devices.
+
+    The train step only adds to these variables, so the host never waits for a step to finish; the loop reads them
+    every `log_every` steps (and before every evaluation and checkpoint). They are sync-on-read: each replica adds its
+    share, and a read in cross-replica context sums (loss, metric) or takes the first replica's value (the gradient
+    norm and step count, identical on every replica).
+    """
+
+    def __init__(self):
+        super().__init__(name="step_metrics")
+        on_read = dict(trainable=False, synchronization=tf.VariableSynchronization.ON_READ)
+        total, first = tf.VariableAggregation.SUM, tf.VariableAggregation.ONLY_FIRST_REPLICA
+        self.loss = tf.Variable(0.0, aggregation=total, name="loss", **on_read)
+        self.metric = tf.Variable(0.0, aggregation=total, name="metric", **on_read)
+        self.grad_norm = tf.Variable(0.0, aggregation=first, name="grad_norm", **on_read)
+        self.steps = tf.Variable(0.0, aggregation=first, name="steps", **on_read)
+
+    def add(self, loss, metric, grad_norm):
+        """In replica context: this replica's share of the global loss and metric, and the global gradient norm."""
+        self.loss.assign_add(tf.cast(loss, tf.float32))
+        self.metric.assign_add(tf.cast(metric, tf.float32))
+        self.grad_norm.assign_add(tf.cast(grad_norm, tf.float32))
+        self.steps.assign_add(1.0)
+
+    def read(self) -> dict:
+        """Means over the steps since the last read, {"loss", "metric", "grad_norm", "steps"}; then resets."""
+        steps = float(self.steps.read_value())
+        out = {k: float(getattr(self, k).read_value()) / max(steps, 1.0) for k in ("loss", "metric", "grad_norm")}
+        for v in (self.loss, self.metric, self.grad_norm, self.steps):
+            v.assign(tf.zeros_like(v.read_value()))
+        return {**out, "steps": int(steps)}
+
+
+class _PreReducedGradients:
+    """Optimizer mixin: `apply` takes gradients the train step has already all-reduced (summed over replicas).
+
+    Keras' TensorFlow optimizer all-reduces the gradients it is given when called in a replica context
+    (`_all_reduce_sum_gradients`). The train step needs the reduced gradient before the update (its global norm, for
+    clipping and logging), so without this the gradients would cross the interconnect twice per step.
+    """
+
+    def _all_reduce_sum_gradients(self, grads_and_vars):
+        return list(grads_and_vars)
+
+
+@keras.saving.register_keras_serializable(package="vpn_tf")
+class RMSprop(_PreReducedGradients, keras.optimizers.RMSprop):
+    """`keras.optimizers.RMSprop` applying gradients already all-reduced by the train step (`make_train_step`)."""
+
+
 @dataclasses.dataclass
 class TrainState:
-    """Everything a checkpoint holds: weights, optimizer slots, counters, the data position and the schedule."""
+    """Everything a checkpoint holds: weights, optimizer slots, counters, the data position and the schedule; and the
+    step's metric accumulators (not checkpointed)."""
 
     model: keras.Model
     optimizer: keras.optimizers.Optimizer
     step: tf.Variable
     data_position: tf.Variable
     plateau: Plateau
+    metrics: StepMetrics = dataclasses.field(default_factory=StepMetrics)
 
     def checkpoint(self) -> tf.train.Checkpoint:
         return tf.train.Checkpoint(
@@ -193,7 +246,7 @@ def create_train_state(config: VPNConfig, mixed_precision: str = "float32") -> T
         raise ValueError(f"mixed_precision must be one of {MIXED_PRECISION}. Received: {mixed_precision!r}")
     dtype = None if mixed_precision == "float32" else f"mixed_{mixed_precision}"
     model = build_model(config, dtype=dtype)
-    optimizer = keras.optimizers.RMSprop(learning_rate=config.learning_rate)
+    optimizer = RMSprop(learning_rate=config.learning_rate)
     if mixed_precision == "float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     optimizer.build(model.trainable_variables)
@@ -216,85 +269,129 @@ def model_inputs(batch: dict) -> dict:
 
 
 def make_train_step(config: VPNConfig, state: TrainState, strategy: tf.distribute.Strategy, jit: bool = False):
-    """A `tf.function` running one synchronous data-parallel step; returns (global mean loss, metric, grad norm).
+    """A `tf.function` running one synchronous data-parallel step; returns the new global step (a tensor).
 
-    Each replica's loss is its examples' summed loss divided by the *global* batch size, so the all-reduced (summed)
-    gradient is the gradient of the global mean whatever the replica count. We all-reduce explicitly to measure the
-    global gradient norm (and clip by it); Keras' optimizer then sums across replicas again, so it is handed the
-    reduced gradient divided by the replica count (exact for power-of-two replica counts).
+    Each replica's loss is its examples' summed loss divided by the *global* batch size, so the summed gradient is the
+    gradient of the global mean whatever the replica count. The gradients are all-reduced exactly once per step, here
+    (the optimizer takes them as they are, see `RMSprop`): the global norm is computed from the reduced gradient and
+    clips it, identically on every replica. Loss, metric and norm are added to `state.metrics` on the devices; the
+    host reads them when it needs them, so dispatching the next step never waits for this one.
+
+    With `jit`, each replica's forward and backward pass is one XLA computation (XLA compiles a single device's
+    program; the all-reduce and the update run outside it), so `jit` works with any replica count.
     """
     model, optimizer = state.model, state.optimizer
-    replicas = strategy.num_replicas_in_sync
     scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
 
-    def replica_step(batch):
+    def forward_backward(batch):
         with tf.GradientTape() as tape:
             log_prob = model.log_prob(**model_inputs(batch), training=True)
-            per_example = per_example_loss(config, log_prob)
-            loss = tf.reduce_sum(per_example) / config.batch_size
+            loss = tf.reduce_sum(per_example_loss(config, log_prob)) / config.batch_size
             objective = optimizer.scale_loss(loss) if scaled else loss
         grads = tape.gradient(objective, model.trainable_variables)
-        ctx = tf.distribute.get_replica_context()
-        grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+        metric = tf.reduce_sum(per_example_nats(config, log_prob)) / config.batch_size
+        return loss, metric, grads
+
+    if jit:
+        forward_backward = tf.function(forward_backward, jit_compile=True)
+
+    def replica_step(batch):
+        loss, metric, grads = forward_backward(batch)
+        grads = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, grads)
         true_grads = [g / optimizer.dynamic_scale for g in grads] if scaled else grads
         norm = tf.linalg.global_norm(true_grads)
         if config.grad_clip_norm > 0:
             factor = tf.minimum(1.0, config.grad_clip_norm / (norm + 1e-12))
-            grads = [g * factor for g in grads]
-        optimizer.apply_gradients(zip([g / replicas for g in grads], model.trainable_variables, strict=True))
-        metric = tf.reduce_sum(per_example_nats(config, log_prob)) / config.batch_size
-        return loss, metric, norm
+            grads = [g * tf.cast(factor, g.dtype) for g in grads]
+        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+        state.metrics.add(loss, metric, norm)
 
     def step(batch):
-        loss, metric, norm = strategy.run(replica_step, args=(batch,))
-        loss = strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
-        metric = strategy.reduce(tf.distribute.ReduceOp.SUM, metric, axis=None)
-        norm = strategy.reduce(tf.distribute.ReduceOp.MEAN, norm, axis=None)  # identical on every replica
-        state.step.assign_add(1)
+        strategy.run(replica_step, args=(batch,))
         state.data_position.assign_add(config.batch_size)
-        return loss, metric, norm
+        return state.step.assign_add(1)
 
-    return tf.function(step, jit_compile=jit)
+    return tf.function(step)
 
 
-def evaluate(config: VPNConfig, model: keras.Model, dataset, batch_size: int | None = None, progress: bool = False):
+class Evaluator:
+    """The paper's metric over unbatched datasets, computed under `strategy` across its replicas.
+
+    Each call batches the dataset (`batch_size` sequences per global batch), distributes it, and sums per-example
+    values, their squares and the count on the devices (float64); the mean and its standard error come from those
+    sums. The step is traced once per Evaluator (its input signature has an unknown batch size), so a training run
+    that evaluates every few hundred steps compiles it once. Replicas that get no examples of the last, partial batch
+    contribute zeros.
+    """
+
+    def __init__(self, config: VPNConfig, model: keras.Model, strategy=None, batch_size: int | None = None):
+        self.config, self.model = config, model
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.batch_size = batch_size or config.batch_size
+        self.traces = 0
+        self._step = None
+
+    def _replica_sums(self, batch):
+        # A replica left without examples by the last batch contributes zeros (the model needs a non-empty batch).
+        empty = tf.shape(batch["video"])[0] == 0
+        return tf.cond(empty, lambda: tf.zeros([4], tf.float64), lambda: self._sums(batch))
+
+    def _sums(self, batch):
+        config = self.config
+        values = tf.cast(per_example_nats(config, self.model.log_prob(**model_inputs(batch))), tf.float64)
+        if config.output == "sigmoid":
+            bound = tf.cast(distributions.lower_bound_nats_per_frame(batch["video"], config.context_frames), tf.float64)
+        else:
+            bound = tf.zeros_like(values)
+        count = tf.cast(tf.size(values), tf.float64)
+        return tf.stack([tf.reduce_sum(values), tf.reduce_sum(values**2), count, tf.reduce_sum(bound)])
+
+    def _distributed_sums(self, batch):
+        self.traces += 1  # Python side effect: runs once per trace
+        sums = self.strategy.run(self._replica_sums, args=(batch,))
+        return self.strategy.reduce(tf.distribute.ReduceOp.SUM, sums, axis=None)
+
+    def __call__(self, dataset, progress: bool = False) -> dict:
+        """{metric: mean, metric_stderr, count[, lower_bound]} over every sequence of `dataset`."""
+        name = metric_name(self.config)
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        batched = dataset.batch(self.batch_size).with_options(options)
+        dist = self.strategy.experimental_distribute_dataset(batched)
+        if self._step is None:
+            self._step = tf.function(self._distributed_sums, input_signature=[dist.element_spec])
+        totals = np.zeros(4, np.float64)
+        bar = _bar(None, f"eval {name}", progress)
+        for batch in dist:
+            sums = self._step(batch).numpy()
+            totals += sums
+            bar.update(int(sums[2]))
+        bar.close()
+        total, squares, n, bound = totals
+        if n == 0:
+            raise TrainingError("the evaluation dataset is empty")
+        mean = total / n
+        var = max(squares - n * mean * mean, 0.0) / (n - 1) if n > 1 else float("nan")
+        out = {name: float(mean), f"{name}_stderr": float(math.sqrt(var / n)), "count": int(n)}
+        if self.config.output == "sigmoid":
+            out["lower_bound"] = float(bound / n)
+        return out
+
+
+def evaluate(
+    config: VPNConfig,
+    model: keras.Model,
+    dataset,
+    batch_size: int | None = None,
+    progress: bool = False,
+    strategy: tf.distribute.Strategy | None = None,
+):
     """The paper's metric on an unbatched dataset: {metric: mean, metric_stderr, count[, lower_bound]}.
 
-    Moving MNIST adds the lower bound (Eq. 5 with y = z) of the same sequences.
+    Moving MNIST adds the lower bound (Eq. 5 with y = z) of the same sequences. One-off; a loop that evaluates
+    repeatedly keeps an `Evaluator`.
     """
-    name = metric_name(config)
-    batch_size = batch_size or config.batch_size
-
-    @tf.function
-    def eval_batch(batch):
-        lp = model.log_prob(**model_inputs(batch))
-        values = per_example_nats(config, lp)
-        bound = (
-            distributions.lower_bound_nats_per_frame(batch["video"], config.context_frames)
-            if config.output == "sigmoid"
-            else tf.zeros_like(values)
-        )
-        return values, bound
-
-    values, bounds = [], []
-    bar = _bar(None, f"eval {name}", progress)
-    for batch in dataset.batch(batch_size):
-        v, b = eval_batch(batch)
-        values.append(v.numpy())
-        bounds.append(b.numpy())
-        bar.update(len(v))
-    bar.close()
-    if not values:
-        raise TrainingError("the evaluation dataset is empty")
-    values = np.concatenate(values).astype(np.float64)
-    out = {name: float(values.mean()), f"{name}_stderr": _stderr(values), "count": len(values)}
-    if config.output == "sigmoid":
-        out["lower_bound"] = float(np.concatenate(bounds).mean())
-    return out
-
-
-def _stderr(values):
-    return float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else float("nan")
+    return Evaluator(config, model, strategy, batch_size)(dataset, progress)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -304,12 +401,7 @@ def _stderr(values):
 
 def expected_frames(config: VPNConfig, logits):
     """The mean of each predicted dimension's distribution as uint8 (teacher-forced: given the true past pixels)."""
-    if config.output == "sigmoid":
-        mean = tf.sigmoid(logits[..., 0]) * 255.0
-    else:
-        probs = tf.nn.softmax(logits, axis=-1)
-        mean = tf.reduce_sum(probs * tf.range(256, dtype=tf.float32), axis=-1)
-    return tf.cast(tf.round(mean), tf.uint8)
+    return tf.cast(tf.round(distributions.mean(logits, config.output)), tf.uint8)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -382,6 +474,7 @@ def train_and_evaluate(
     dist_ds = strategy.distribute_datasets_from_function(train_dataset_fn(start))
     iterator = iter(dist_ds)
     train_step = make_train_step(config, state, strategy, jit)
+    evaluator = Evaluator(config, state.model, strategy)
     writers = {
         k: tf.summary.create_file_writer(os.path.join(own_dir, k) if chief else os.path.join(own_dir, "tb", k))
         for k in ("train", "eval")
@@ -390,40 +483,50 @@ def train_and_evaluate(
     step = int(state.step.numpy())
     bar = _bar(config.steps, "train", progress, initial=step)
     last = {}
-    t0, seqs0 = time.perf_counter(), 0
-    started = time.perf_counter()
+    started = t0 = time.perf_counter()
     budget = None if max_minutes is None else 60.0 * max_minutes
-    while step < config.steps:
-        batch = next(iterator)
-        loss, metric, norm = train_step(batch)
-        loss, metric, norm = float(loss), float(metric), float(norm)
-        if not (math.isfinite(loss) and math.isfinite(norm)):
+    state.metrics.read()  # start the accumulators from zero
+
+    def read_metrics():
+        """Waits for the steps in flight; raises (saving nothing) if any of them was not finite."""
+        m = state.metrics.read()
+        if not (math.isfinite(m["loss"]) and math.isfinite(m["grad_norm"])):
             good = manager.latest_checkpoint or "none yet"
             raise TrainingError(
-                f"Non-finite loss ({loss}) or gradient norm ({norm}) at step {step + 1}; stopped without saving. "
-                f"Last good checkpoint: {good}"
+                f"Non-finite loss ({m['loss']}) or gradient norm ({m['grad_norm']}) in steps "
+                f"{step - m['steps'] + 1}..{step}; stopped without saving. Last good checkpoint: {good}"
             )
+        return m
+
+    while step < config.steps:
+        train_step(next(iterator))  # dispatched; nothing here waits for it
         step += 1
-        seqs0 += config.batch_size
         bar.update(1)
-        bar.set_postfix({name: f"{metric:.4g}", "lr": f"{float(state.learning_rate.numpy()):.2g}"})
-        last = {name: metric, "loss": loss, "grad_norm": norm}
         out_of_time = budget is not None and time.perf_counter() - started >= budget
         final = step == config.steps or out_of_time
-        if step % log_every == 0 or final:
+        evaluating = eval_dataset_fn is not None and (step % config.eval_every == 0 or final)
+        saving = step % config.checkpoint_every == 0 or final
+        if step % log_every == 0 or final or evaluating or saving:
+            m = read_metrics()
             elapsed = time.perf_counter() - t0
+            lr = float(state.learning_rate.numpy())
+            bar.set_postfix({name: f"{m['metric']:.4g}", "lr": f"{lr:.2g}"})
+            last = {name: m["metric"], "loss": m["loss"], "grad_norm": m["grad_norm"]}
             with writers["train"].as_default(step=step):
-                tf.summary.scalar(name, metric)
-                tf.summary.scalar("loss_nats_per_dim", loss)
-                tf.summary.scalar("grad_norm", norm)
-                tf.summary.scalar("learning_rate", float(state.learning_rate.numpy()))
-                tf.summary.scalar("sequences_per_second", seqs0 / max(elapsed, 1e-9))
+                # Means over the steps since the previous summary.
+                tf.summary.scalar(name, m["metric"])
+                tf.summary.scalar("loss_nats_per_dim", m["loss"])
+                tf.summary.scalar("grad_norm", m["grad_norm"])
+                tf.summary.scalar("learning_rate", lr)
+                tf.summary.scalar("sequences_per_second", m["steps"] * config.batch_size / max(elapsed, 1e-9))
                 tf.summary.scalar("wall_minutes", (time.perf_counter() - started) / 60.0)
-            t0, seqs0 = time.perf_counter(), 0
-        if eval_dataset_fn is not None and (step % config.eval_every == 0 or final):
-            last = _evaluate_and_log(config, state, eval_dataset_fn, writers["eval"], step, sample_fn, progress)
+            t0 = time.perf_counter()
+        if evaluating:
+            last = _evaluate_and_log(
+                config, state, evaluator, eval_dataset_fn, writers["eval"], step, sample_fn, progress
+            )
             state.plateau.update(last[name], state.learning_rate)
-        if step % config.checkpoint_every == 0 or final:
+        if saving:
             manager.save(checkpoint_number=step)
         if out_of_time:
             _log(f"Stopped at step {step}: the {max_minutes:g}-minute budget is spent", progress)
@@ -456,10 +559,10 @@ def continuation_sampler(seed: int = 0) -> Callable:
     return fn
 
 
-def _evaluate_and_log(config, state, eval_dataset_fn, writer, step, sample_fn, progress):
+def _evaluate_and_log(config, state, evaluator, eval_dataset_fn, writer, step, sample_fn, progress):
     name = metric_name(config)
     ds = eval_dataset_fn("validation", config.eval_sequences)
-    metrics = evaluate(config, state.model, ds)
+    metrics = evaluator(ds)
     batch = next(iter(ds.batch(min(4, config.eval_sequences))))
     inputs = model_inputs(batch)
     video = batch["video"].numpy()
