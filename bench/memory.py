@@ -20,9 +20,9 @@ import json, sys
 sys.path.insert(0, {root!r})
 import time
 from bench.train_step import train_step_fn
-name, batch, frames, ctx = {name!r}, {batch}, {frames}, {ctx}
-overrides = {{"context_frames": ctx}} if ctx else None
-step, flops, _ = train_step_fn(name, batch, frames, overrides=overrides)
+name, batch, frames, ctx, precision, remat = {name!r}, {batch}, {frames}, {ctx}, {precision!r}, {remat}
+overrides = {{"context_frames": ctx}} if ctx else {{}}
+step, flops, _ = train_step_fn(name, batch, frames, precision, overrides={{**overrides, "remat": remat}})
 step()
 t = time.perf_counter()
 step()
@@ -32,8 +32,12 @@ print(json.dumps({{"peak_rss_mb": int(hwm) / 1024, "seconds": seconds}}))
 """
 
 
-def measure(name: str, batch: int, frames: int, context_frames: int | None = None) -> dict:
-    code = _CHILD.format(root=ROOT, name=name, batch=batch, frames=frames, ctx=context_frames)
+def measure(
+    name: str, batch: int, frames: int, context_frames: int | None = None, precision="float32", remat=False
+) -> dict:
+    code = _CHILD.format(
+        root=ROOT, name=name, batch=batch, frames=frames, ctx=context_frames, precision=precision, remat=remat
+    )
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=3600)
     if out.returncode != 0:
@@ -56,10 +60,51 @@ FULL = QUICK + [
 ]
 
 
+# Paper scale, one sequence of 64 x 64 frames: peak memory is affine in the frame count, so two frame counts give
+# the fixed part (runtime, weights, gradients, optimizer slots) and the part per frame, hence per 20-frame sequence.
+PAPER_FRAMES = (11, 20)
+GPU_GB = (40, 80)
+
+
+def paper(name="moving_mnist_paper", precisions=("float32", "bfloat16")):
+    """Peak memory and step time of one sequence at the paper's widths, with and without remat; and what they imply
+    per 20-frame sequence and for the largest per-replica batch on 40 and 80 GB accelerators."""
+    records = []
+    for precision in precisions:
+        for remat in (False, True):
+            points = {t: measure(name, 1, t, None, precision, remat) for t in PAPER_FRAMES}
+            (t0, a), (t1, b) = sorted(points.items())
+            per_frame = (b["peak_rss_mb"] - a["peak_rss_mb"]) / (t1 - t0)
+            fixed = a["peak_rss_mb"] - per_frame * t0
+            per_sequence = per_frame * 20
+            records.append(
+                emit(
+                    {
+                        "bench": f"memory_paper/{name}",
+                        "precision": precision,
+                        "remat": remat,
+                        **{f"peak_rss_mb_{t}_frames": round(points[t]["peak_rss_mb"]) for t in PAPER_FRAMES},
+                        **{f"seconds_per_step_{t}_frames": round(points[t]["seconds"], 1) for t in PAPER_FRAMES},
+                        "fixed_mb": round(fixed),
+                        "per_sequence_20_frames_mb": round(per_sequence),
+                        **{
+                            f"max_batch_{gb}gb": int((gb * 1024 - fixed) // per_sequence) if per_sequence > 0 else None
+                            for gb in GPU_GB
+                        },
+                        **machine(),
+                    }
+                )
+            )
+    return records
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--full", action="store_true")
+    parser.add_argument("--paper", action="store_true", help="only the paper-scale remat rows (slow: ~30 min)")
     args = parser.parse_args(argv)
+    if args.paper:
+        return paper()
     records = []
     for name, batch, frames, ctx in FULL if args.full else QUICK:
         r = measure(name, batch, frames, ctx)

@@ -93,6 +93,10 @@ class VPNConfig:
     """Steps between checkpoints."""
     grad_clip_norm: float = 0.0
     """Global gradient-norm clip; 0 disables it (the paper does not mention clipping)."""
+    remat: bool = False
+    """Rematerialisation: keep only each residual block's input for the backward pass and recompute the block's
+    inside there (`tf.recompute_grad`). Same gradients, a fraction of the activation memory, ~1 extra forward pass
+    of the blocks; `python -m bench.memory --full` measures both. Not in the paper (a memory/compute trade-off)."""
 
     def __post_init__(self):
         validate(self)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tensorflow as tf
+
 from vpn_tf.layers.relu_residual_block import ReLUResidualBlock
 from vpn_tf.layers.residual_multiplicative_block import ResidualMultiplicativeBlock
 
@@ -34,3 +36,17 @@ def build_blocks(owner, hidden_shape, dilations, masked: bool = False, color_gro
         b.build(hidden_shape)
         blocks.append(b)
     return blocks
+
+
+def run_blocks(blocks, h, condition=None, remat: bool = False):
+    """Applies residual `blocks` in turn. With `remat`, each block's internal activations are not kept for the
+    backward pass but recomputed from the block's input there (`tf.recompute_grad`): same values and gradients, the
+    memory of one block's input instead of its ~10 intermediate tensors, one more forward pass of the blocks."""
+    for b in blocks:
+        if not remat:
+            h = b(h, condition=condition)
+        elif condition is None:
+            h = tf.recompute_grad(lambda x, b=b: b(x))(h)
+        else:
+            h = tf.recompute_grad(lambda x, c, b=b: b(x, condition=c))(h, condition)
+    return h

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from vpn_tf.models.blocks import build_blocks
+from vpn_tf.models.blocks import build_blocks, run_blocks
 from vpn_tf.models.output_head import OutputHead
 
 
@@ -19,6 +19,7 @@ class DecoderBase(keras.layers.Layer):
         num_classes: logits per dimension (1 or 256).
         top_channels: width of the topmost layer.
         condition_dim: per-frame conditioning vector size (0: none), added in every block.
+        remat: recompute each block's activations in the backward pass (`run_blocks`).
     """
 
     masked = False
@@ -33,9 +34,11 @@ class DecoderBase(keras.layers.Layer):
         top_channels=768,
         condition_dim=0,
         kernel_initializer="glorot_uniform",
+        remat=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.remat = remat
         self.hidden = hidden
         self.num_blocks = num_blocks
         self.block = block
@@ -60,9 +63,7 @@ class DecoderBase(keras.layers.Layer):
         self.head.build(hidden_shape)
 
     def blocks_and_head(self, h, condition):
-        for b in self.blocks:
-            h = b(h, condition=condition)
-        return self.head(h)
+        return self.head(run_blocks(self.blocks, h, condition, self.remat))
 
     def get_config(self):
         config = super().get_config()
@@ -76,6 +77,7 @@ class DecoderBase(keras.layers.Layer):
                 "top_channels": self.top_channels,
                 "condition_dim": self.condition_dim,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+                "remat": self.remat,
             }
         )
         return config

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 
 from vpn_tf.layers.convolution import Conv2D
-from vpn_tf.models.blocks import build_blocks
+from vpn_tf.models.blocks import build_blocks, run_blocks
 
 
 @keras.saving.register_keras_serializable(package="vpn_tf")
@@ -22,6 +22,7 @@ class ResolutionPreservingEncoder(keras.layers.Layer):
         dilations: one dilation rate per block.
         block: "rmb" or "relu".
         condition_dim: size of the per-frame conditioning vector added in every block (0: none).
+        remat: recompute each block's activations in the backward pass (`run_blocks`).
 
     Call arguments:
         inputs: `[batch, height, width, channels]` frames scaled to [-1, 1].
@@ -31,8 +32,18 @@ class ResolutionPreservingEncoder(keras.layers.Layer):
         `[batch, height, width, 2 * hidden]`.
     """
 
-    def __init__(self, hidden, dilations, block="rmb", condition_dim=0, kernel_initializer="glorot_uniform", **kwargs):
+    def __init__(
+        self,
+        hidden,
+        dilations,
+        block="rmb",
+        condition_dim=0,
+        kernel_initializer="glorot_uniform",
+        remat=False,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
+        self.remat = remat
         self.hidden = hidden
         self.dilations = tuple(int(d) for d in dilations)
         self.block = block
@@ -53,10 +64,7 @@ class ResolutionPreservingEncoder(keras.layers.Layer):
         self.blocks = build_blocks(self, tuple(input_shape[:-1]) + (width,), self.dilations)
 
     def call(self, inputs, condition=None):
-        h = self.stem(inputs)
-        for b in self.blocks:
-            h = b(h, condition=condition)
-        return h
+        return run_blocks(self.blocks, self.stem(inputs), condition, self.remat)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (2 * self.hidden,)
@@ -70,6 +78,7 @@ class ResolutionPreservingEncoder(keras.layers.Layer):
                 "block": self.block,
                 "condition_dim": self.condition_dim,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+                "remat": self.remat,
             }
         )
         return config

@@ -64,7 +64,13 @@ class VideoPixelNetwork(keras.Model):
         self.config = config
         c = config
         self.encoder = ResolutionPreservingEncoder(
-            c.hidden, c.dilations, c.block, condition_dim=c.condition_dim, dtype=self.dtype_policy, name="encoder"
+            c.hidden,
+            c.dilations,
+            c.block,
+            condition_dim=c.condition_dim,
+            remat=c.remat,
+            dtype=self.dtype_policy,
+            name="encoder",
         )
         self.core = ConvLSTM(c.lstm_channels, c.lstm_kernel_size, dtype=self.dtype_policy, name="conv_lstm")
         decoder_args = dict(
@@ -75,6 +81,7 @@ class VideoPixelNetwork(keras.Model):
             num_classes=c.num_classes,
             top_channels=c.top_channels,
             condition_dim=c.condition_dim,
+            remat=c.remat,
             dtype=self.dtype_policy,
             name="decoder",
         )
