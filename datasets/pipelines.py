@@ -72,8 +72,10 @@ def _select(config: VPNConfig, ex, num_frames):
 def train_dataset(config: VPNConfig, seed: int, start: int, shard_index: int = 0, num_shards: int = 1):
     """The unbatched, infinite training stream from global position `start` (exact resume), sharded for tf.distribute.
 
-    Shard i of k yields global positions start + i, start + i + k, ...; batching the shards' outputs per replica
-    gives the same multiset of sequences per global step for any number of input pipelines.
+    Moving MNIST: shard i of k yields global positions start + i, start + i + k, ... of one generated stream, so
+    batching the shards' outputs per replica gives the same sequences per global step for any number of input
+    pipelines. Pushing: shard i reads its own files (`robot_pushing.train_dataset`), so the sequences of a step
+    depend on k, and resuming costs the same at any position.
     """
     if config.dataset == "moving_mnist":
         ds = moving_mnist.train_stream(seed, start, shard_index, num_shards, num_frames=config.num_frames)

@@ -190,33 +190,55 @@ def train_dataset(
     split: str = "train",
     subsequence_length: int = 12,
     sequence_length: int = 20,
-    shuffle_buffer: int = 256,
     start: int = 0,
     shard_index: int = 0,
     num_shards: int = 1,
 ):
     """Infinite, shuffled training examples: random `subsequence_length`-frame windows of every sequence (§6.1).
 
-    The stream is a pure function of the seed: serialized records are repeated and shuffled with a fixed seed, each
-    element i gets a window start from a stateless seed folded from (seed, i). `start` skips the first `start`
-    elements (exact resume; only serialized records are skipped, nothing is decoded), and shard i of k keeps global
-    positions start + i, start + i + k, ... for tf.distribute input pipelines.
+    Input pipeline i of k (`shard_index`, `num_shards`; one per worker or input pipeline of tf.distribute) reads its
+    own files: files i, i + k, ... of the sorted split, so no two pipelines read the same bytes. Its stream is a
+    pure function of (seed, position): epoch e visits every record of its files once, in the order of a pseudorandom
+    permutation of all of them seeded by (seed, i, e) (`tf.random.experimental.index_shuffle`), so consecutive
+    examples come from any of its files. Position p maps straight to a record (epoch p // N, slot p % N), read at its
+    byte offset (`tfrecord.RecordIndex`): resuming at any position costs nothing, unlike replaying a shuffle buffer.
+    The window start of each example comes from a stateless seed folded from (seed, global position).
+
+    `start` is the global stream position (sequences consumed by all pipelines together); pipeline i resumes at
+    start // k. Which examples make a global step therefore depends on k, as with any file-sharded input.
     """
     if subsequence_length > sequence_length:
         raise ValueError(f"subsequence_length={subsequence_length} exceeds sequence_length={sequence_length}")
     files = split_files(data_dir, split)
-    ds = tfr.records_with_filenames(files, COMPRESSION).repeat()
-    ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).enumerate()
-    ds = ds.skip(start).shard(num_shards, shard_index)
-    base = tf.constant([seed, 7], tf.int64)
-
-    def window(i, pair):
-        filename, record = pair
-        example = decode_push_example(record, filename, sequence_length)
-        return random_subsequence(
-            example, subsequence_length, tf.random.experimental.stateless_fold_in(base, i, alg=ALG)
+    if len(files) < num_shards:
+        raise ValueError(
+            f"{num_shards} input pipelines need at least {num_shards} files; {data_dir} split {split!r} has "
+            f"{len(files)}. Use fewer workers or write the data in more files."
         )
+    mine = files[shard_index::num_shards]
+    index = tfr.RecordIndex(mine)
+    n = len(index)
+    if n == 0:
+        raise tfr.DataError(f"{split} files {mine} hold no records")
+    names = tf.constant(mine)
+    file_ids = tf.constant(index.file_ids)
+    base = tf.constant([seed, 7], tf.int64)
+    shard_key = tf.random.experimental.stateless_fold_in(tf.constant([seed, 11], tf.int64), shard_index, alg=ALG)
 
+    def locate(position):
+        epoch, slot = position // n, position % n
+        epoch_seed = tf.random.experimental.stateless_fold_in(shard_key, epoch, alg=ALG)
+        k = tf.random.experimental.index_shuffle(slot, epoch_seed, n - 1)
+        return position, tf.gather(names, tf.gather(file_ids, k)), index.read_op(k)
+
+    def window(position, filename, record):
+        example = decode_push_example(record, filename, sequence_length)
+        global_position = position * num_shards + shard_index
+        key = tf.random.experimental.stateless_fold_in(base, global_position, alg=ALG)
+        return random_subsequence(example, subsequence_length, key)
+
+    ds = tf.data.Dataset.counter(start // num_shards, dtype=tf.int64)
+    ds = ds.map(locate, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.map(window, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
 
 

@@ -79,6 +79,80 @@ def test_training_subsequences(push_dir):
     np.testing.assert_array_equal(first, again)
 
 
+@pytest.fixture(scope="module")
+def many_files(tmp_path_factory):
+    """6 train files (plus validation) of 5 records; record s of file k has actions offset 100 * k + 10 * s."""
+    d = tmp_path_factory.mktemp("push_many")
+    n_files = 7  # the last is validation
+    for k in range(n_files):
+        seqs = [_sequence(20, h=16, w=16, offset=100 * k + 10 * s) for s in range(5)]
+        _write(str(d / "push_train" / f"push_train.tfrecord-{k:05d}-of-{n_files:05d}"), seqs)
+    return str(d)
+
+
+def _records(ds, n):
+    """(file, record) of each of the first n examples (the window starts 0..8 frames into the record)."""
+    out = []
+    for ex in ds.take(n):
+        offset = int(ex["actions"].numpy()[0, 0]) // 10 * 10
+        out.append((offset // 100, offset % 100 // 10))
+    return out
+
+
+def test_each_epoch_is_a_permutation_that_mixes_files(many_files):
+    records = _records(rp.train_dataset(many_files, seed=3, sequence_length=20), 60)
+    epochs = [records[:30], records[30:]]
+    for epoch in epochs:
+        # Every record of the 6 train files exactly once per epoch.
+        assert sorted(epoch) == [(k, s) for k in range(6) for s in range(5)]
+    assert epochs[0] != epochs[1]  # a new order every epoch
+    switches = sum(a[0] != b[0] for a, b in zip(epochs[0], epochs[0][1:], strict=False))
+    assert switches >= 15  # files are mixed (reading file by file would switch 5 times)
+    other = _records(rp.train_dataset(many_files, seed=4, sequence_length=20), 30)
+    assert other != epochs[0]
+
+
+def test_input_pipelines_read_disjoint_files(many_files):
+    for i in range(3):
+        records = _records(rp.train_dataset(many_files, seed=0, shard_index=i, num_shards=3, sequence_length=20), 20)
+        files = {k for k, _ in records}
+        assert files == {i, i + 3}  # files i, i + 3 of the 6 train files, nothing else
+    with pytest.raises(ValueError, match="need at least 7 files"):
+        rp.train_dataset(many_files, seed=0, shard_index=6, num_shards=7)
+
+
+def test_resume_at_any_position_is_exact_and_reads_only_what_it_yields(many_files, monkeypatch):
+    full = [
+        {k: v.numpy() for k, v in ex.items()}
+        for ex in rp.train_dataset(many_files, seed=1, shard_index=1, num_shards=2, sequence_length=20).take(40)
+    ]
+    for start in (0, 2, 26, 30, 58):  # global positions: pipeline 1 of 2 resumes at start // 2
+        ds = rp.train_dataset(many_files, seed=1, shard_index=1, num_shards=2, sequence_length=20, start=start)
+        for a, b in zip(full[start // 2 :], ds.take(5), strict=False):
+            for k in a:
+                np.testing.assert_array_equal(a[k], b[k].numpy(), err_msg=f"start {start}, {k}")
+    reads = []
+    real = tfr.RecordIndex.read
+    monkeypatch.setattr(tfr.RecordIndex, "read", lambda self, k: reads.append(k) or real(self, k))
+    far = rp.train_dataset(many_files, seed=1, start=10**12, sequence_length=20)
+    assert len(list(far.take(3))) == 3
+    # Resuming a trillion sequences in reads the records it yields (plus what the prefetching maps ran ahead).
+    assert 3 <= len(reads) <= 64
+
+
+def test_record_index_reads_records_and_names_truncated_files(many_files, tmp_path):
+    files = rp.split_files(many_files, "train")
+    index = tfr.RecordIndex(files)
+    assert len(index) == 30
+    expected = [r.numpy() for r in tf.data.TFRecordDataset(files)]
+    assert [index.read(k) for k in range(len(index))] == expected
+    data = open(files[0], "rb").read()
+    cut = tmp_path / "cut.tfrecord"
+    cut.write_bytes(data[: len(data) - 100])
+    with pytest.raises(tfr.DataError, match=r"cut.tfrecord: the record at byte \d+ claims \d+ bytes"):
+        tfr.RecordIndex([str(cut)])
+
+
 def test_eval_sequences_keep_states_of_context_only(push_dir):
     ex = next(iter(rp.eval_dataset(push_dir, "test_novel")))
     assert ex["video"].shape == (20, 64, 64, 3) and ex["actions"].shape == (20, 5) and ex["states"].shape == (2, 5)

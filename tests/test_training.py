@@ -4,6 +4,7 @@ import random
 import signal
 import socket
 import subprocess
+import sys
 import time
 
 import numpy as np
@@ -16,8 +17,29 @@ from vpn_tf import training
 _TINY = ("--config", "tiny", "--no_progress", "--workdir")
 
 
-def _train(workdir, *flags, env=None, timeout=300, check=True):
-    return run_script("train.py", *_TINY, workdir, *flags, env=env, timeout=timeout, check=check)
+def _train(workdir, *flags, env=None, timeout=300, check=True, config=("--config", "tiny")):
+    return run_script(
+        "train.py", *config, "--no_progress", "--workdir", workdir, *flags, env=env, timeout=timeout, check=check
+    )
+
+
+@pytest.fixture(scope="module")
+def sim_dir(tmp_path_factory):
+    """A few simulated pushing sequences (pybullet), train in 2 files and validation."""
+    d = tmp_path_factory.mktemp("pushing_sim")
+    for split, num in (("train", 8), ("val", 4)):
+        cmd = ["-m", "datasets.pushing_sim", "--out", d, "--split", split, "--num", num, "--num_shards", 2]
+        subprocess.run([sys.executable, *map(str, cmd)], env=ENV, cwd=ROOT, check=True, capture_output=True)
+    return str(d)
+
+
+@pytest.fixture(params=["grey", "rgb"])
+def config_flags(request, sim_dir):
+    """train.py flags of a grey (tiny: Moving MNIST, sigmoid) and an RGB (tiny_rgb on simulated pushing, softmax,
+    actions and states) config, and the metric each prints."""
+    if request.param == "grey":
+        return ("--config", "tiny"), "nats_per_frame"
+    return ("--config", "tiny_rgb", "--dataset", "pushing_sim", "--data_dir", sim_dir), "nats_per_dim"
 
 
 def _variables(ckpt_dir):
@@ -49,29 +71,43 @@ def test_three_steps_through_train_py_write_checkpoints_and_summaries(tmp_path):
     assert "tiny validation:" in ev.stdout and "nats/frame" in ev.stdout and "lower bound" in ev.stdout
 
 
-def test_teacher_forced_pictures_without_the_sampler(tmp_path):
-    _train(tmp_path, "--steps", "1", "--no_samples")
+def test_samples_in_tensorboard(tmp_path, config_flags):
+    flags, metric = config_flags
+    out = _train(tmp_path, "--steps", "2", "--eval_every", "1", config=flags)
+    assert f"{metric}=" in out.stdout
+    assert "samples/truth_then_model" in _event_tags(tmp_path / "eval")
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-2")
+
+
+def test_teacher_forced_pictures_without_the_sampler(tmp_path, config_flags):
+    # RGB: the teacher-forced mean frame is a softmax over 6-D logits (oneDNN's softmax takes at most 5 dimensions).
+    flags, metric = config_flags
+    out = _train(tmp_path, "--steps", "1", "--no_samples", config=flags)
+    assert f"{metric}=" in out.stdout
     assert "teacher_forced_predictions/truth_then_model" in _event_tags(tmp_path / "eval")
 
 
-def test_wall_clock_budget_stops_evaluates_checkpoints_and_resumes(tmp_path):
+def test_wall_clock_budget_stops_evaluates_checkpoints_and_resumes(tmp_path, config_flags):
     # A budget far below one step's time: exactly one step, then the end-of-run evaluation and checkpoint.
-    out = _train(tmp_path, "--steps", "50", "--eval_every", "50", "--max_minutes", "1e-6")
-    assert "nats_per_frame=" in out.stdout
+    flags, metric = config_flags
+    out = _train(tmp_path, "--steps", "50", "--eval_every", "50", "--max_minutes", "1e-6", config=flags)
+    assert f"{metric}=" in out.stdout
     assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-1")
     assert "wall_minutes" in _event_tags(tmp_path / "train")
-    assert "nats_per_frame" in _event_tags(tmp_path / "eval")
-    _train(tmp_path, "--steps", "50", "--eval_every", "50", "--max_minutes", "1e-6")
+    assert metric in _event_tags(tmp_path / "eval")
+    _train(tmp_path, "--steps", "50", "--eval_every", "50", "--max_minutes", "1e-6", config=flags)
     assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-2")
     out = _train(tmp_path / "bad", "--max_minutes", "0", check=False)
     assert out.returncode != 0 and "max_minutes must be positive, got 0" in out.stderr
 
 
-def test_kill_and_resume_is_bitwise_identical(tmp_path):
+def test_kill_and_resume_is_bitwise_identical(tmp_path, config_flags):
+    flags, _ = config_flags
     steps = "7"
-    _train(tmp_path / "straight", "--steps", steps, "--checkpoint_every", "1", "--eval_every", "3")
+    common = ("--steps", steps, "--checkpoint_every", "1", "--eval_every", "3")
+    _train(tmp_path / "straight", *common, config=flags)
     killed = tmp_path / "killed"
-    cmd = script_command("train.py", *_TINY, killed, "--steps", steps, "--checkpoint_every", "1", "--eval_every", "3")
+    cmd = script_command("train.py", *flags, "--no_progress", "--workdir", killed, *common)
     proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
     kill_after = random.Random().randint(2, 5)
     deadline = time.time() + 240
@@ -82,7 +118,7 @@ def test_kill_and_resume_is_bitwise_identical(tmp_path):
     proc.wait()
     assert target.exists(), "the run ended before it could be killed"
     assert not (killed / "checkpoints" / f"ckpt-{steps}.index").exists()
-    _train(killed, "--steps", steps, "--checkpoint_every", "1", "--eval_every", "3")
+    _train(killed, *common, config=flags)
     a, b = _variables(str(tmp_path / "straight" / "checkpoints")), _variables(str(killed / "checkpoints"))
     assert a.keys() == b.keys()
     for k in a:
