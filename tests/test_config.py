@@ -75,3 +75,18 @@ def test_every_field_has_a_docstring_in_the_source():
         line = next(ln for ln in source.splitlines() if ln.strip().startswith(f"{f.name}:"))
         following = source.splitlines()[source.splitlines().index(line) + 1].strip()
         assert following.startswith('"""'), f"field {f.name} has no attribute docstring"
+
+
+@pytest.mark.parametrize(
+    "argv, remat, hidden",
+    [([], False, 4), (["--remat"], True, 4), (["--remat", "false"], False, 4), (["--remat", "--hidden", "8"], True, 8)],
+)
+def test_boolean_fields_work_as_bare_flags(argv, remat, hidden):
+    import argparse
+
+    from vpn_tf import cli
+
+    parser = argparse.ArgumentParser()
+    cli.add_config_flags(parser)
+    config = cli.config_from_args(parser.parse_args(argv), "tiny")
+    assert config.remat is remat and config.hidden == hidden

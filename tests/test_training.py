@@ -202,31 +202,71 @@ def _free_ports(n):
     return ports
 
 
-def test_multi_worker_mirrored_two_processes_end_identical(tmp_path):
+def _start_workers(workdir, *flags):
+    """Two train.py workers of one MultiWorkerMirroredStrategy cluster on loopback (as the README describes)."""
     ports = _free_ports(2)
     cluster = {"worker": [f"localhost:{p}" for p in ports]}
     procs = []
     for i in range(2):
         env = {**ENV, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})}
-        cmd = script_command("train.py", *_TINY, tmp_path, "--steps", "2", "--batch_size", "4", "--eval_every", "100")
+        cmd = script_command("train.py", *_TINY, workdir, "--batch_size", "4", *flags)
         procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    return procs
+
+
+def _finish(procs, timeout=240):
     try:
-        outs = [p.communicate(timeout=240) for p in procs]
+        outs = [p.communicate(timeout=timeout) for p in procs]
     finally:
         for p in procs:
             if p.poll() is None:
                 p.kill()
     for p, (_, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err[-3000:]
+
+
+def _assert_same_variables(a, b, what):
+    assert a.keys() == b.keys()
+    for k in a:
+        if not k.startswith("_CHECKPOINTABLE_OBJECT_GRAPH"):
+            np.testing.assert_array_equal(a[k], b[k], err_msg=f"{what}: {k}")
+
+
+def test_multi_worker_mirrored_two_processes_end_identical(tmp_path):
+    _finish(_start_workers(tmp_path, "--steps", "2", "--eval_every", "100"))
     chief = _variables(str(tmp_path / "checkpoints"))
     worker = _variables(str(tmp_path / "worker_1" / "checkpoints"))
     assert chief["step/.ATTRIBUTES/VARIABLE_VALUE"] == 2
     # Model weights are stored under the optimizer's path (the checkpoint names each variable by its shortest path).
     weights = [k for k in chief if k.startswith("optimizer/_trainable_variables/")]
     assert len(weights) == 45
-    for k in chief:
-        if not k.startswith("_CHECKPOINTABLE_OBJECT_GRAPH"):
-            np.testing.assert_array_equal(chief[k], worker[k], err_msg=k)
+    _assert_same_variables(chief, worker, "chief vs worker 1")
+
+
+def test_multi_worker_resumes_after_one_worker_is_killed(tmp_path):
+    flags = ("--steps", "6", "--checkpoint_every", "1", "--eval_every", "100")
+    _finish(_start_workers(tmp_path / "straight", *flags))
+    run = tmp_path / "killed"
+    procs = _start_workers(run, *flags)
+    kill_after = random.Random().randint(2, 4)
+    target = run / "checkpoints" / f"ckpt-{kill_after}.index"
+    deadline = time.time() + 240
+    while not target.exists() and procs[0].poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    procs[1].send_signal(signal.SIGKILL)  # worker 1 dies...
+    procs[1].wait()
+    assert target.exists(), "the run ended before a worker could be killed"
+    # ...and the chief cannot finish without it: its next all-reduce waits for a peer that is gone. A cluster
+    # manager then restarts the job, which is what we do here.
+    time.sleep(3)
+    assert procs[0].poll() is None or procs[0].returncode != 0
+    procs[0].kill()
+    procs[0].wait()
+    assert not (run / "checkpoints" / "ckpt-6.index").exists()
+    _finish(_start_workers(run, *flags))
+    straight = _variables(str(tmp_path / "straight" / "checkpoints"))
+    _assert_same_variables(straight, _variables(str(run / "checkpoints")), "chief after kill and resume")
+    _assert_same_variables(straight, _variables(str(run / "worker_1" / "checkpoints")), "worker 1 after resume")
 
 
 def test_plateau_schedule_on_a_scripted_sequence():

@@ -26,7 +26,10 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         if f.name == "name":
             continue
         kind = "comma-separated ints" if isinstance(f.default, tuple) else type(f.default).__name__
-        group.add_argument(f"--{f.name}", default=None, metavar=kind.upper(), help=f"({kind})")
+        if isinstance(f.default, bool):  # `--remat` alone means true; `--remat false` also works
+            group.add_argument(f"--{f.name}", default=None, nargs="?", const="true", metavar="BOOL", help="(bool)")
+        else:
+            group.add_argument(f"--{f.name}", default=None, metavar=kind.upper(), help=f"({kind})")
 
 
 def config_from_args(args: argparse.Namespace, default_preset: str) -> VPNConfig:

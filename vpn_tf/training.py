@@ -147,11 +147,15 @@ def check_compatible(workdir: str, config: VPNConfig) -> None:
 
 
 def write_config(workdir: str, config: VPNConfig, extra: dict | None = None) -> None:
-    with open(os.path.join(workdir, CONFIG_FILE), "w") as f:
-        f.write(config.to_json())
+    """Writes config.json (and run.json) atomically: other workers may be reading the chief's copy."""
+    files = {CONFIG_FILE: config.to_json()}
     if extra:
-        with open(os.path.join(workdir, "run.json"), "w") as f:
-            json.dump(extra, f, indent=2, sort_keys=True)
+        files["run.json"] = json.dumps(extra, indent=2, sort_keys=True)
+    for name, text in files.items():
+        path = os.path.join(workdir, name)
+        with open(f"{path}.tmp{os.getpid()}", "w") as f:
+            f.write(text)
+        os.replace(f"{path}.tmp{os.getpid()}", path)
 
 
 def load_config(workdir: str) -> VPNConfig:
@@ -459,16 +463,19 @@ def train_and_evaluate(
     # Non-chief workers of a multi-worker run write their (identical) checkpoints apart, as tf.distribute requires.
     own_dir = workdir if chief else os.path.join(workdir, f"worker_{strategy.cluster_resolver.task_id}")
     check_workdir(own_dir)
-    check_compatible(own_dir, config)
+    check_compatible(workdir, config)
     write_config(own_dir, config, {"seed": seed, "jit": jit, "mixed_precision": mixed_precision})
 
     with strategy.scope():
         state = create_train_state(config, mixed_precision)
     ckpt = state.checkpoint()
     manager = tf.train.CheckpointManager(ckpt, os.path.join(own_dir, "checkpoints"), max_to_keep=3)
-    if manager.latest_checkpoint:
-        ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        _log(f"Resumed from {manager.latest_checkpoint} at step {int(state.step.numpy())}", progress)
+    # Every worker resumes from the chief's latest checkpoint (workdir is on storage all workers share), so workers
+    # killed at different moments, e.g. one between its own save and the chief's, restart at the same step.
+    latest = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+    if latest:
+        ckpt.restore(latest).assert_existing_objects_matched()
+        _log(f"Resumed from {latest} at step {int(state.step.numpy())}", progress)
 
     start = int(state.data_position.numpy())
     dist_ds = strategy.distribute_datasets_from_function(train_dataset_fn(start))
