@@ -1,4 +1,7 @@
+import keras
 import numpy as np
+import pytest
+import tensorflow as tf
 
 from tests.layer_harness import run_layer_test
 from vpn_tf.models import BaselineDecoder, OutputHead, PixelCNNDecoder, ResolutionPreservingEncoder
@@ -52,3 +55,37 @@ def test_output_head_layout_puts_colour_c_logits_in_group_c():
     y2 = head(x2).numpy()
     np.testing.assert_array_equal(y2[..., :2, :], y[..., :2, :])
     assert np.abs(y2[..., 2, :] - y[..., 2, :]).max() > 0
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("block", ["rmb", "relu"])
+def test_pixelcnn_decoder_reads_the_context_all_around_the_pixel(channels, block):
+    """The context depends on past frames only, so pixel (i, j) may read all of it: perturbing the context at, right
+    of, below or below-left of (i, j) must move (i, j)'s logits (with the "every_block" wiring). The "input" wiring
+    is blind to all but the context at the pixel itself."""
+    rng = np.random.default_rng(channels)
+    frame = tf.constant(rng.uniform(-1, 1, (1, 8, 8, channels)), tf.float32)
+    context = rng.normal(size=(1, 8, 8, 6)).astype(np.float32)
+    i, j = 3, 3
+    for wiring, reached in (("every_block", {(0, 0), (0, 1), (1, 0), (1, -1)}), ("input", {(0, 0)})):
+        keras.utils.set_random_seed(1)
+        decoder = PixelCNNDecoder(
+            8,
+            2,
+            first_kernel_size=3,
+            block=block,
+            channels=channels,
+            num_classes=4,
+            top_channels=24,
+            context_wiring=wiring,
+        )
+        decoder.build((1, 8, 8, channels), (1, 8, 8, 6))
+        ref = decoder(frame, tf.constant(context)).numpy()[0, i, j]
+        for di, dj in [(0, 0), (0, 1), (1, 0), (1, -1), (2, 2)]:
+            moved = context.copy()
+            moved[0, i + di, j + dj] += 3.0
+            diff = np.abs(decoder(frame, tf.constant(moved)).numpy()[0, i, j] - ref).max(axis=-1)  # per colour
+            if (di, dj) in reached:
+                assert diff.min() > 1e-4, f"{wiring}: context at offset {(di, dj)} does not reach every colour"
+            elif wiring == "input":
+                assert diff.max() == 0.0, f"input wiring: context at {(di, dj)} reached the pixel"

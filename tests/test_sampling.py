@@ -123,6 +123,65 @@ def test_frame_by_frame_temporal_state_matches_the_teacher_forced_model():
         np.testing.assert_allclose(logits, ref[:, k], atol=1e-4)
 
 
+def _probabilities(cfg, logits):
+    logits = np.asarray(logits, np.float64)
+    if cfg.output == "sigmoid":
+        return 1.0 / (1.0 + np.exp(-logits))
+    p = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return p / p.sum(axis=-1, keepdims=True)
+
+
+@pytest.mark.parametrize("jit", [False, True])
+@pytest.mark.parametrize("preset, overrides", [("tiny", {}), ("tiny_rgb", {}), ("tiny_rgb", {"block": "relu"})])
+def test_cached_sampler_draws_from_the_teacher_forced_conditionals(preset, overrides, jit):
+    """Every dimension the cached sampler draws comes from the distribution the model assigns it given everything
+    sampled before: its probabilities equal the teacher-forced conditionals on the sampled video (conditioning,
+    context and all previous colours and pixels included). Byte equality with the naive sampler can miss a wrong
+    distribution that rarely changes a draw; this cannot."""
+    cfg, model, ctx, kw = _setup(preset, **overrides)
+    sampler = Sampler(model, "cached", groups=1)
+    decoder = sampler._frame_fn.__self__
+    generate = tf.function(decoder.generate_frame, jit_compile=jit, reduce_retracing=True)
+    conds = frame_conditions(
+        cfg, kw.get("actions"), None if "states" not in kw else tf.constant(kw["states"]), cfg.context_frames + 2, 2
+    )
+    video = tf.constant(ctx)
+    state = sampler.temporal.run(video, None if conds is None else conds[:, : cfg.context_frames])
+    seed = tf.constant([5, 6], tf.int64)
+    drawn = []
+    for k in range(2):
+        t = cfg.context_frames + k
+        cond_t = None if conds is None else conds[:, t]
+        frame, logits = generate(state[0], cond_t, seed + k, tf.constant(1.0), return_logits=True)
+        drawn.append(logits.numpy())
+        video = tf.concat([video, frame[:, None]], axis=1)
+        state = sampler.temporal.step(state, frame, cond_t)
+    teacher = model.conditional_logits(video, **kw).numpy()  # [B, 2, H, W, C, K]
+    sampled = np.stack(drawn, axis=1)
+    np.testing.assert_allclose(_probabilities(cfg, sampled), _probabilities(cfg, teacher), atol=1e-5)
+
+
+def test_the_distribution_test_catches_a_decoder_that_drops_the_context(monkeypatch):
+    """The check above fails for the bug byte equality barely saw: the cached decoder ignoring the context."""
+    from vpn_tf import sampling
+
+    cfg, model, ctx, kw = _setup("tiny_rgb")
+    real = sampling.CachedDecoder.context_map
+    monkeypatch.setattr(sampling.CachedDecoder, "context_map", lambda self, h: real(self, h) * 0.0)
+    sampler = Sampler(model, "cached", groups=1)
+    decoder = sampler._frame_fn.__self__
+    conds = frame_conditions(cfg, kw["actions"], tf.constant(kw["states"]), cfg.context_frames + 2, 2)
+    state = sampler.temporal.run(tf.constant(ctx), conds[:, : cfg.context_frames])
+    t = cfg.context_frames
+    frame, logits = decoder.generate_frame(
+        state[0], conds[:, t], tf.constant([5, 6], tf.int64), 1.0, return_logits=True
+    )
+    video = np.concatenate([ctx, frame.numpy()[:, None]], axis=1)
+    teacher = model.conditional_logits(video, actions=kw["actions"][:, : t + 1], states=kw["states"]).numpy()
+    with pytest.raises(AssertionError):
+        np.testing.assert_allclose(_probabilities(cfg, logits.numpy()), _probabilities(cfg, teacher[:, 0]), atol=1e-5)
+
+
 def test_baseline_samples_every_pixel_at_once():
     cfg, model, ctx, kw = _setup("tiny_rgb", model="baseline")
     s = Sampler(model)

@@ -44,9 +44,9 @@ def _all_positions(cfg):
 @pytest.mark.parametrize("preset", ["tiny", "tiny_rgb"])
 @pytest.mark.parametrize("block", ["rmb", "relu"])
 def test_vpn_conditionals_depend_only_on_earlier_dimensions(preset, block):
-    # Wider than `tiny` (8 channels per colour group instead of 3) so that no pixel's logits sit behind all-dead
+    # Wider than `tiny` (16 channels per colour group instead of 3) so that no pixel's logits sit behind all-dead
     # ReLUs at initialisation, which would fail the over-masking checks below for a reason that is not the masks.
-    cfg = vpn_tf.get_config(preset, block=block, hidden=12, top_channels=60)
+    cfg = vpn_tf.get_config(preset, block=block, hidden=24, top_channels=60)
     model = vpn_tf.build_model(cfg)
     positions = _all_positions(cfg)  # every predicted dimension: borders, first/last rows and columns, all channels
     diffs = _perturbation_diffs(model, cfg, positions)

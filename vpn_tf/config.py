@@ -16,6 +16,7 @@ from collections.abc import Callable
 MODEL_KINDS = ("vpn", "baseline")
 BLOCK_KINDS = ("rmb", "relu")
 OUTPUT_KINDS = ("sigmoid", "softmax")
+CONTEXT_WIRINGS = ("every_block", "input")
 DATASETS = ("moving_mnist", "robot_pushing", "pushing_sim")
 
 NUM_INTENSITIES = 256  # 8-bit pixels: a softmax over 256 raw values, never 255.
@@ -66,6 +67,15 @@ class VPNConfig:
     """Channels of the topmost decoder layer before the output (768 Moving MNIST, 1536 pushing)."""
     first_kernel_size: int = 7
     """Kernel of the decoder's type-A masked input layer. Not stated in the paper; 7x7 as in PixelCNN."""
+    context_wiring: str = "every_block"
+    """How the ConvLSTM context enters the PixelCNN decoder (the paper does not say). "every_block": an unmasked
+    `context_kernel_size` convolution of the context is added to the input of every decoder block and of the output
+    head, as conditional PixelCNN (van den Oord et al. 2016) conditions every layer; the context depends on past
+    frames only, so none of it needs hiding, and a kernel wider than 1 lets pixel (i, j) read the context right of
+    and below it, which masked layers never pass up. "input": one 1x1 projection added at the decoder's input only
+    (our first wiring, kept for comparison and for checkpoints written before this field existed)."""
+    context_kernel_size: int = 3
+    """Kernel of the "every_block" context projections (odd; 1 means the context at the pixel only)."""
     output: str = "sigmoid"
     """"sigmoid": one logit per pixel against grey-level targets (Moving MNIST only, Eq. 5);
     "softmax": 256 logits per colour channel."""
@@ -146,6 +156,8 @@ class VPNConfig:
         if unknown:
             raise ValueError(f"Unknown config field(s) {unknown}. Valid fields: {sorted(field_names())}")
         d = dict(d)
+        # Configs written before `context_wiring` existed describe (and their checkpoints hold) the input wiring.
+        d.setdefault("context_wiring", "input")
         if "encoder_dilations" in d:
             d["encoder_dilations"] = tuple(int(x) for x in d["encoder_dilations"])
         return cls(**d)
@@ -170,6 +182,8 @@ ARCHITECTURE_FIELDS = (
     "lstm_kernel_size",
     "top_channels",
     "first_kernel_size",
+    "context_wiring",
+    "context_kernel_size",
     "output",
     "action_dim",
     "state_dim",
@@ -191,6 +205,14 @@ def validate(c: VPNConfig) -> None:
     _check(c.block in BLOCK_KINDS, f"block must be one of {BLOCK_KINDS}. Received: block={c.block!r}")
     _check(c.output in OUTPUT_KINDS, f"output must be one of {OUTPUT_KINDS}. Received: output={c.output!r}")
     _check(c.dataset in DATASETS, f"dataset must be one of {DATASETS}. Received: dataset={c.dataset!r}")
+    _check(
+        c.context_wiring in CONTEXT_WIRINGS,
+        f"context_wiring must be one of {CONTEXT_WIRINGS}. Received: context_wiring={c.context_wiring!r}",
+    )
+    _check(
+        c.context_kernel_size >= 1 and c.context_kernel_size % 2 == 1,
+        f"context_kernel_size must be a positive odd int. Received: context_kernel_size={c.context_kernel_size}",
+    )
     _check(
         c.channels in (1, 3),
         f"The decoder is built for 1 (grey) or 3 (R, G, B) colour channels. Received: channels={c.channels}",

@@ -30,11 +30,25 @@ def parameter_count(cfg: VPNConfig) -> dict[str, int]:
     encoder = _conv(3, C, w) + cfg.encoder_blocks * _block_params(cfg)
     lstm = k * k * w * 4 * L + k * k * L * 4 * L + 4 * L
     head = _conv(1, w, T) + _conv(1, T, C * K)
-    decoder = _conv(1, L, w) + cfg.decoder_blocks * _block_params(cfg) + head
+    decoder = cfg.decoder_blocks * _block_params(cfg) + head
     if cfg.model == "vpn":
-        decoder += _conv(cfg.first_kernel_size, C, w)
+        decoder += _conv(cfg.first_kernel_size, C, w) + _context_params(cfg)
+    else:
+        decoder += _conv(1, L, w)
     del c
     return {"encoder": encoder, "conv_lstm": lstm, "decoder": decoder, "total": encoder + lstm + decoder}
+
+
+def _context_convs(cfg: VPNConfig) -> list[tuple[int, int, int]]:
+    """(kernel, in, out) of each convolution of the VPN decoder's context projection (`PixelCNNDecoder`)."""
+    w, L = 2 * cfg.hidden, cfg.lstm_channels
+    if cfg.context_wiring == "input":
+        return [(1, L, w)]
+    return [(cfg.context_kernel_size, L, w), (1, w, (cfg.decoder_blocks + 1) * w)]
+
+
+def _context_params(cfg: VPNConfig) -> int:
+    return sum(_conv(*shape) for shape in _context_convs(cfg))
 
 
 def _block_macs(cfg: VPNConfig) -> int:
@@ -56,9 +70,12 @@ def forward_macs_per_frame(cfg: VPNConfig) -> dict[str, int]:
     k = cfg.lstm_kernel_size
     encoder = hw * (9 * C * w + cfg.encoder_blocks * _block_macs(cfg))
     lstm = hw * k * k * (w + L) * 4 * L
-    decoder = hw * (L * w + cfg.decoder_blocks * _block_macs(cfg) + w * T + T * C * K)
+    decoder = hw * (cfg.decoder_blocks * _block_macs(cfg) + w * T + T * C * K)
     if cfg.model == "vpn":
-        decoder += hw * cfg.first_kernel_size**2 * C * w
+        context = sum(k * k * cin * cout for k, cin, cout in _context_convs(cfg))
+        decoder += hw * (cfg.first_kernel_size**2 * C * w + context)
+    else:
+        decoder += hw * L * w
     return {"encoder": encoder, "conv_lstm": lstm, "decoder": decoder}
 
 

@@ -195,8 +195,9 @@ def _dense(layer):
 class CachedDecoder:
     """Per-pixel evaluation of a built `PixelCNNDecoder` with activation caches.
 
-    The plan mirrors `PixelCNNDecoder.call` layer by layer: type-A input conv on the frame cache, plus the context's
-    1x1 projection at the pixel; each block (conditioning bias, reduce, spatial convs on caches, expand, residual);
+    The plan mirrors `PixelCNNDecoder.call` layer by layer: type-A input conv on the frame cache (plus the context's
+    projection at the pixel, "input" wiring); each block (conditioning bias, the block's context map at the pixel for
+    "every_block", reduce, spatial convs on caches, expand, residual);
     the head. Weights are read (and masked) once per call, outside the pixel loop.
     """
 
@@ -211,7 +212,7 @@ class CachedDecoder:
         the variables (not constants frozen at construction)."""
         dec = self.model.decoder
         self.frame_conv = _SpatialConv(dec.frame_input)
-        self.context_w, self.context_b = dec.context_input.kernel, dec.context_input.bias
+        self.wiring = dec.context_wiring
         self.blocks = []
         for b in dec.blocks:
             entry = {"layer": b, "reduce": _dense(b.reduce), "expand": _dense(b.expand)}
@@ -237,10 +238,13 @@ class CachedDecoder:
         return caches
 
     def context_map(self, h):
-        """The context's 1x1 projection for the whole frame, `[H, W, B, 2c]` (pixel-major for cheap indexing)."""
-        w = tf.cast(self.context_w, self.dtype)[0, 0]
-        proj = tf.einsum("bhwl,ld->hwbd", tf.cast(h, self.dtype), w) + tf.cast(self.context_b, self.dtype)
-        return proj
+        """The context's projection for the whole frame, `[H, W, B, D]` (pixel-major for cheap indexing): the input
+        projection (D = 2c), or every block's and the head's ("every_block": D = (blocks + 1) * 2c). It depends on
+        past frames only, so it is computed once per frame, before the pixel loop."""
+        dec = self.model.decoder
+        h = tf.cast(h, self.dtype)
+        proj = dec.context_input(h) if self.wiring == "input" else dec.context_blocks(dec.context_features(h))
+        return tf.transpose(proj, [1, 2, 0, 3])
 
     def block_biases(self, cond_t):
         """Per-block conditioning biases `[B, 2c]` for the frame (None entries when unconditioned)."""
@@ -260,10 +264,16 @@ class CachedDecoder:
         caches[0] must already hold the pixel's known colours (earlier colours of this pixel included).
         """
         caches = list(caches)
-        h = self.frame_conv(caches[0], i, j) + ctx_pixel
+        if self.wiring == "input":
+            h = self.frame_conv(caches[0], i, j) + ctx_pixel
+            contexts = [None] * (len(self.blocks) + 1)
+        else:
+            h = self.frame_conv(caches[0], i, j)
+            contexts = tf.split(ctx_pixel, len(self.blocks) + 1, axis=-1)
         n = 1
-        for b, bias in zip(self.blocks, biases, strict=True):
+        for b, bias, ctx in zip(self.blocks, biases, contexts[:-1], strict=True):
             x = h if bias is None else h + bias
+            x = x if ctx is None else x + ctx
             w, bb = b["reduce"]
             if b["kind"] == "rmb":
                 r = tf.matmul(x, w) + bb
@@ -284,6 +294,8 @@ class CachedDecoder:
                 n += 1
             w, bb = b["expand"]
             h = h + tf.matmul(out, w) + bb
+        if contexts[-1] is not None:
+            h = h + contexts[-1]
         w, bb = self.top
         t = tf.matmul(tf.nn.relu(h), w) + bb
         w, bb = self.logits
@@ -292,9 +304,12 @@ class CachedDecoder:
         logits = tf.transpose(tf.reshape(logits, [-1, k, ch]), [0, 2, 1])
         return tf.cast(logits, tf.float32), caches
 
-    def generate_frame(self, h, cond_t, seed_t, temperature, batch_offset=0):
+    def generate_frame(self, h, cond_t, seed_t, temperature, batch_offset=0, return_logits=False):
         """Samples one frame given the ConvLSTM output `h` for it: uint8 `[B, H, W, C]`. `batch_offset`: the index
-        of `h`'s first row in the whole batch when sampling a group of rows (see `pixel_noise`)."""
+        of `h`'s first row in the whole batch when sampling a group of rows (see `pixel_noise`).
+
+        With `return_logits`, also returns the float32 logits `[B, H, W, C, K]` each dimension was drawn from (for
+        tests and diagnostics: they must equal the teacher-forced conditionals on the sampled video)."""
         self._prepare()
         c = self.config
         size, ch = c.image_size, c.channels
@@ -304,30 +319,38 @@ class CachedDecoder:
         caches = self.empty_caches(batch)
         frame = tf.zeros([size, size, batch, ch], tf.uint8)
         r0 = self.frame_conv.r
+        drawn_from = tf.TensorArray(tf.float32, size=size * size if return_logits else 0)
 
-        def body(index, frame, *caches):
+        def body(index, frame, drawn_from, *caches):
             i, j = index // size, index % size
             noise = pixel_noise(c, seed_t, index, batch, batch_offset)
             pixel = tf.zeros([batch, ch], self.dtype)
-            values = []
+            values, used = [], []
             caches = list(caches)
             for colour in range(ch):
                 caches[0] = tf.tensor_scatter_nd_update(caches[0], [[i + r0, j + r0]], pixel[None])
                 logits, caches = self.pixel_logits(caches, i, j, ctx[i, j], biases)
                 v = draw(c, logits[:, colour], noise[:, colour], temperature)
                 values.append(v)
+                used.append(logits[:, colour])
                 pixel = tf.concat([pixel[:, :colour], scale_pixels(v, self.dtype)[:, None], pixel[:, colour + 1 :]], 1)
             caches[0] = tf.tensor_scatter_nd_update(caches[0], [[i + r0, j + r0]], pixel[None])
             frame = tf.tensor_scatter_nd_update(frame, [[i, j]], tf.stack(values, axis=-1)[None])
-            return (index + 1, frame, *caches)
+            if return_logits:
+                drawn_from = drawn_from.write(index, tf.stack(used, axis=1))  # [B, C, K]
+            return (index + 1, frame, drawn_from, *caches)
 
         out = tf.while_loop(
             lambda index, *_: index < size * size,
             body,
-            (tf.constant(0), frame, *caches),
+            (tf.constant(0), frame, drawn_from, *caches),
             parallel_iterations=1,
         )
-        return tf.transpose(out[1], [2, 0, 1, 3])
+        frame = tf.transpose(out[1], [2, 0, 1, 3])
+        if not return_logits:
+            return frame
+        logits = tf.reshape(out[2].stack(), [size, size, batch, ch, c.num_classes])
+        return frame, tf.transpose(logits, [2, 0, 1, 3, 4])
 
 
 def naive_frame(model, h, cond_t, seed_t, temperature, rows=None):

@@ -29,6 +29,8 @@ class ResidualBlockBase(keras.layers.Layer):
     Call arguments:
         inputs: `[batch, height, width, channels]`.
         condition: `[batch, condition_dim]`, required iff condition_dim > 0.
+        context: optional `[batch, height, width, channels]` map added to the branch's input like the conditioning
+            (the decoder's per-block projection of the temporal context; it must not depend on the current frame).
     """
 
     def __init__(
@@ -80,12 +82,14 @@ class ResidualBlockBase(keras.layers.Layer):
     def branch(self, h):
         raise NotImplementedError
 
-    def call(self, inputs, condition=None):
+    def call(self, inputs, condition=None, context=None):
         h = inputs
         if self.condition_dim:
             if condition is None:
                 raise ValueError(f"{self.name} was built with condition_dim={self.condition_dim}; pass `condition`.")
             h = h + self.conditioning(condition)
+        if context is not None:
+            h = h + context
         return inputs + self.branch(h)
 
     def compute_output_shape(self, input_shape):

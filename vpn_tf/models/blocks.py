@@ -38,15 +38,25 @@ def build_blocks(owner, hidden_shape, dilations, masked: bool = False, color_gro
     return blocks
 
 
-def run_blocks(blocks, h, condition=None, remat: bool = False):
-    """Applies residual `blocks` in turn. With `remat`, each block's internal activations are not kept for the
-    backward pass but recomputed from the block's input there (`tf.recompute_grad`): same values and gradients, the
-    memory of one block's input instead of its ~10 intermediate tensors, one more forward pass of the blocks."""
-    for b in blocks:
+def run_blocks(blocks, h, condition=None, remat: bool = False, contexts=None):
+    """Applies residual `blocks` in turn (`contexts`: optional per-block maps added to each block's branch input).
+
+    With `remat`, each block's internal activations are not kept for the backward pass but recomputed from the
+    block's inputs there (`tf.recompute_grad`): same values and gradients, the memory of one block's input instead of
+    its ~10 intermediate tensors, one more forward pass of the blocks."""
+    contexts = contexts if contexts is not None else [None] * len(blocks)
+    for b, ctx in zip(blocks, contexts, strict=True):
         if not remat:
-            h = b(h, condition=condition)
-        elif condition is None:
-            h = tf.recompute_grad(lambda x, b=b: b(x))(h)
-        else:
-            h = tf.recompute_grad(lambda x, c, b=b: b(x, condition=c))(h, condition)
+            h = b(h, condition=condition, context=ctx)
+            continue
+        # tf.recompute_grad takes tensors only: bind the absent ones in the closure.
+        args = [t for t in (condition, ctx) if t is not None]
+
+        def fn(x, *rest, b=b, has_cond=condition is not None, has_ctx=ctx is not None):
+            rest = list(rest)
+            cond = rest.pop(0) if has_cond else None
+            c = rest.pop(0) if has_ctx else None
+            return b(x, condition=cond, context=c)
+
+        h = tf.recompute_grad(fn)(h, *args)
     return h

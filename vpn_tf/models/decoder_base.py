@@ -62,8 +62,13 @@ class DecoderBase(keras.layers.Layer):
         )
         self.head.build(hidden_shape)
 
-    def blocks_and_head(self, h, condition):
-        return self.head(run_blocks(self.blocks, h, condition, self.remat))
+    def blocks_and_head(self, h, condition, contexts=None):
+        """The blocks, then the head. `contexts`: optional maps added to each block's branch input and (the last
+        one) to the head's input."""
+        if contexts is None:
+            return self.head(run_blocks(self.blocks, h, condition, self.remat))
+        h = run_blocks(self.blocks, h, condition, self.remat, contexts[:-1])
+        return self.head(h + contexts[-1])
 
     def get_config(self):
         config = super().get_config()

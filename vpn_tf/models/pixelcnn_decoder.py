@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras
+from keras import ops
 
 from vpn_tf.layers.convolution import Conv2D
 from vpn_tf.layers.masked_conv import MaskedConv2D
@@ -19,12 +20,19 @@ class PixelCNNDecoder(DecoderBase):
     predicts it, and the multiplicative units' identity term g2 * h cannot pass it through. Every later convolution is
     type B with group-aligned channels (channel k -> colour k mod channels).
 
-    The context is added to the input layer through a 1x1 convolution (the paper does not say how the context enters
-    the PixelCNN; addition at the input is the simplest choice that lets every block see it through the residual
-    stream).
+    How the context enters (the paper does not say; `context_wiring`):
+    - "every_block" (default): an unmasked `context_kernel_size` convolution of the context to 2c features, then a
+      1x1 convolution to a map per block and one for the head (num_blocks + 1 slices of 2c channels); each is added
+      to its block's branch input (like the action conditioning) and the last to the head's input. The logits of
+      (i, j) then read the context at and around (i, j), right and below included, in every layer, as in
+      conditional PixelCNN.
+    - "input": a 1x1 projection added to the input layer only. Later layers are masked, so the context right of or
+      below (i, j) never reaches (i, j)'s logits: RESULTS.md measured what that costs.
 
     Args:
         first_kernel_size: kernel of the type-A input layer.
+        context_wiring: "every_block" or "input" (above).
+        context_kernel_size: kernel of the "every_block" projection.
         **kwargs: as in `DecoderBase` (num_blocks masked blocks, no dilation, as in the paper).
 
     Call arguments:
@@ -38,9 +46,15 @@ class PixelCNNDecoder(DecoderBase):
 
     masked = True
 
-    def __init__(self, hidden, num_blocks, first_kernel_size=7, **kwargs):
+    def __init__(
+        self, hidden, num_blocks, first_kernel_size=7, context_wiring="input", context_kernel_size=3, **kwargs
+    ):
         super().__init__(hidden, num_blocks, **kwargs)
+        if context_wiring not in ("every_block", "input"):
+            raise ValueError(f"context_wiring must be 'every_block' or 'input'. Received: {context_wiring!r}")
         self.first_kernel_size = first_kernel_size
+        self.context_wiring = context_wiring
+        self.context_kernel_size = context_kernel_size
 
     def build(self, frame_shape, context_shape=None, condition_shape=None):
         width = 2 * self.hidden
@@ -54,16 +68,51 @@ class PixelCNNDecoder(DecoderBase):
             name="frame_input",
         )
         self.frame_input.build(frame_shape)
-        self.context_input = Conv2D(
-            width, 1, kernel_initializer=self.kernel_initializer, dtype=self.dtype_policy, name="context_input"
-        )
-        self.context_input.build(tuple(frame_shape[:-1]) + (int(context_shape[-1]),))
+        context_shape = tuple(frame_shape[:-1]) + (int(context_shape[-1]),)
+        if self.context_wiring == "input":
+            self.context_input = Conv2D(
+                width, 1, kernel_initializer=self.kernel_initializer, dtype=self.dtype_policy, name="context_input"
+            )
+            self.context_input.build(context_shape)
+        else:
+            # Factorised: one k x k convolution to 2c features, then one 1x1 to every block's map. A single k x k
+            # convolution to (blocks + 1) * 2c channels would cost ~k^2 (blocks + 1) / 2 times more: +50% of the
+            # decoder's arithmetic at the paper's widths, against ~+10% for this.
+            self.context_features = Conv2D(
+                width,
+                self.context_kernel_size,
+                padding="same",
+                kernel_initializer=self.kernel_initializer,
+                dtype=self.dtype_policy,
+                name="context_features",
+            )
+            self.context_features.build(context_shape)
+            self.context_blocks = Conv2D(
+                (self.num_blocks + 1) * width,
+                1,
+                kernel_initializer=self.kernel_initializer,
+                dtype=self.dtype_policy,
+                name="context_blocks",
+            )
+            self.context_blocks.build(tuple(frame_shape[:-1]) + (width,))
         self.build_blocks_and_head(tuple(frame_shape[:-1]) + (width,))
 
+    def context_maps(self, context):
+        """The "every_block" projections: a list of num_blocks + 1 maps `[batch, height, width, 2c]`."""
+        return ops.split(self.context_blocks(self.context_features(context)), self.num_blocks + 1, axis=-1)
+
     def call(self, frame, context, condition=None):
-        return self.blocks_and_head(self.frame_input(frame) + self.context_input(context), condition)
+        if self.context_wiring == "input":
+            return self.blocks_and_head(self.frame_input(frame) + self.context_input(context), condition)
+        return self.blocks_and_head(self.frame_input(frame), condition, self.context_maps(context))
 
     def get_config(self):
         config = super().get_config()
-        config["first_kernel_size"] = self.first_kernel_size
+        config.update(
+            {
+                "first_kernel_size": self.first_kernel_size,
+                "context_wiring": self.context_wiring,
+                "context_kernel_size": self.context_kernel_size,
+            }
+        )
         return config

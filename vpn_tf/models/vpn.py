@@ -86,7 +86,12 @@ class VideoPixelNetwork(keras.Model):
             name="decoder",
         )
         if c.model == "vpn":
-            self.decoder = PixelCNNDecoder(first_kernel_size=c.first_kernel_size, **decoder_args)
+            self.decoder = PixelCNNDecoder(
+                first_kernel_size=c.first_kernel_size,
+                context_wiring=c.context_wiring,
+                context_kernel_size=c.context_kernel_size,
+                **decoder_args,
+            )
         else:
             self.decoder = BaselineDecoder(**decoder_args)
 
