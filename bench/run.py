@@ -36,6 +36,15 @@ def _table(rows, columns):
     return "\n".join(out)
 
 
+def _memory_paper_text(records):
+    from bench.memory import gpu_table
+
+    return (
+        "Peak resident memory, fresh process each, one core; the derivation is in `bench/memory.py`.\n\n"
+        + gpu_table(records)
+    )
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--full", action="store_true", help="also paper widths, precisions, memory sweeps")
@@ -53,6 +62,7 @@ def main(argv=None):
     samp = _run("sampling", "--batch", "16")
     dat = _run("data", "--batches", "20")
     mem = _run("memory", *(["--full"] if args.full else []))
+    mem_paper = _run("memory", "--paper") if args.full else []
 
     m = machine()
     command = "python -m bench.run" + (" --full" if args.full else "")
@@ -148,6 +158,14 @@ Targets: naive / cached >= 1000, cached / teacher-forced <= 5.
             ],
         )
     }
+
+{
+        "## Memory at paper scale (`moving_mnist_paper`, one 20-frame sequence; `python -m bench.memory --paper`)"
+        if mem_paper
+        else ""
+    }
+
+{_memory_paper_text(mem_paper) if mem_paper else ""}
 """
     with open(args.out, "w") as f:
         f.write(text)

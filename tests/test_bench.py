@@ -31,3 +31,17 @@ def test_train_step_benchmark_reports_consistent_ratios_on_the_tiny_preset():
     assert record["achieved_gflops"] > 0
     ratio = record["achieved_gflops"] / record["conv3x3_c_to_4c_microbenchmark_gflops"]
     assert abs(record["utilisation"] - ratio) <= 0.02 * ratio + 0.001
+
+
+def test_accelerator_memory_table_from_paper_records():
+    from bench.memory import gpu_table
+
+    common = {"bench": "memory_paper/moving_mnist_paper", "precision": "float32", "seconds_per_step_15_frames": 3.0}
+    plain = {**common, "remat": False, "fixed_mb": 1024, "per_sequence_20_frames_mb": 10 * 1024}
+    plain["predicted_peak_mb_20_frames"] = 11 * 1024
+    remat = {**common, "remat": True, "fixed_mb": 999, "measured_peak_mb_20_frames": 1024 + 3 * 1024}
+    rows = gpu_table([plain, remat, {"bench": "memory/other"}]).splitlines()
+    assert len(rows) == 4
+    # (40 GB - 1 GB fixed) // 10 GB = 3 and 7 sequences; with remat the fixed part is the no-remat one's, 3 GB each.
+    assert "| float32 | no | 11,264 (model) | 10,240 | 1,024 | 3 | 7 | 3.0 |" == rows[2]
+    assert "| float32 | yes | 4,096 (measured) | 3,072 | 1,024 | 13 | 26 | 3.0 |" == rows[3]
