@@ -385,7 +385,8 @@ def cpu_moving_mnist() -> VPNConfig:
 
     Sizing: the paper's widths cost ~123 G multiply-adds per frame (`vpn_tf.cost.forward_macs_per_frame`), tens of
     seconds per training sequence here. With c=16, 4 encoder blocks (dilations 1, 2, 4, 8, so the receptive field
-    still covers a digit's motion), 4 decoder blocks, ConvLSTM 32 and top 64 it is ~0.96 G per frame (~130x less).
+    still covers a digit's motion), 4 decoder blocks, ConvLSTM 32 and top 64 it is ~1.0 G per frame (~127x less;
+    0.96 G before the decoder read the context in every block).
     `python -m bench.train_step` measured a float32 training step of 4 sequences at 3.2 s on our 2-core machine
     (1.25 sequences/s) when RESULTS.md was trained, 2.5-3.2 s since the 2026-11-26 speedups (BENCHMARKS.md), so an
     hour is ~1,100-1,400 steps / ~4,500-5,700 sequences, against an initial loss of
