@@ -29,6 +29,14 @@ def main(argv=None):
     parser.add_argument("--batch_size", type=int, default=None)
     parser.add_argument("--data_dir", default=None, help="override the config's data_dir (pushing data)")
     parser.add_argument("--json", default=None, help="also write the metrics to this JSON file")
+    parser.add_argument(
+        "--ink",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also sample one continuation of the first N sequences and report sampled / true ink per predicted frame",
+    )
+    parser.add_argument("--seed", type=int, nargs=2, default=(0, 0), help="sampling seed for --ink")
     args = cli.parse_known(parser, argv)
 
     from datasets import pipelines
@@ -48,6 +56,17 @@ def main(argv=None):
     if "lower_bound" in metrics:
         line += f"; lower bound {metrics['lower_bound']:.2f}"
     print(line)
+    if args.ink:
+        from vpn_tf.sampling import Sampler, ink_ratio
+
+        batch = next(iter(pipelines.eval_dataset(config, args.split, args.ink).batch(args.ink)))
+        video, n_ctx = batch["video"].numpy(), config.context_frames
+        vectors = {k: batch[k].numpy() for k in ("actions", "states") if k in batch}
+        samples = Sampler(model).sample(video[:, :n_ctx], video.shape[1] - n_ctx, tuple(args.seed), **vectors)
+        ratios = ink_ratio(video[:, n_ctx:], samples)
+        metrics["ink_ratio"] = [round(float(r), 4) for r in ratios]
+        frames = ", ".join(f"{n_ctx + 1 + t}: {r:.2f}" for t, r in enumerate(ratios))
+        print(f"sampled / true ink per predicted frame ({len(video)} sequences, one sample each): {frames}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"split": args.split, **metrics}, f, indent=2)

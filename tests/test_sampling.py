@@ -205,3 +205,14 @@ def test_bad_sampling_inputs():
         s.sample(ctx, 1, states=kw["states"])
     with pytest.raises(ValueError, match="temperature"):
         s.sample(ctx, 1, temperature=0.0, **kw)
+
+
+def test_ink_ratio_per_predicted_frame():
+    from vpn_tf.sampling import ink_ratio
+
+    truth = np.zeros((2, 3, 4, 4, 1), np.uint8)
+    truth[:, :, 0, 0] = 200  # 200 ink per frame and sequence
+    samples = truth.copy()
+    samples[0, 1] = 0  # sequence 0 loses frame 1
+    samples[:, 2, 1, 1] = 100  # frame 2 gains 100 in both sequences
+    np.testing.assert_allclose(ink_ratio(truth, samples), [1.0, 0.5, 1.5])

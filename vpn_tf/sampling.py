@@ -554,3 +554,18 @@ class Sampler:
 def sample(model, context, num_frames, seed=(0, 0), actions=None, states=None, temperature=1.0, method="cached"):
     """One-call sampling; see `Sampler.sample`."""
     return Sampler(model, method).sample(context, num_frames, seed, actions, states, temperature)
+
+
+def ink_ratio(true_frames, sampled_frames):
+    """Mean sampled ink over mean true ink per predicted frame (ink: the sum of a frame's pixel intensities).
+
+    Args:
+        true_frames, sampled_frames: uint8 `[N, T, H, W, C]` (the same N sequences' future and a continuation).
+
+    Returns:
+        float64 `[T]`: 1 where samples keep as much ink as the truth, 0 where they fade to black (RESULTS.md tracks
+        it for Moving MNIST, whose continuations lost their digits).
+    """
+    true_ink = np.asarray(true_frames, np.float64).sum(axis=(2, 3, 4)).mean(axis=0)
+    sampled_ink = np.asarray(sampled_frames, np.float64).sum(axis=(2, 3, 4)).mean(axis=0)
+    return sampled_ink / true_ink
