@@ -23,6 +23,12 @@ def main(argv=None):
     parser.add_argument("--export_dir", required=True, help="TF Serving layout: BASE/MODEL_NAME/VERSION (a number)")
     parser.add_argument("--xla", action="store_true", help="XLA-compile the sampler's pixel loop (~40x faster)")
     parser.add_argument("--temperature", type=float, default=1.0, help="sampling temperature baked into `sample`")
+    parser.add_argument(
+        "--groups",
+        type=int,
+        default=None,
+        help="row groups whose pixel loops `sample` runs concurrently (default: this machine's usable cores, <= 8)",
+    )
     parser.add_argument("--untrained", action="store_true", help="export fresh weights of --config instead")
     parser.add_argument("--config", default=None, help="preset for --untrained")
     args = cli.parse_known(parser, argv)
@@ -32,6 +38,8 @@ def main(argv=None):
         )
     if args.temperature <= 0:
         raise SystemExit(f"error: --temperature must be > 0; got {args.temperature}")
+    if args.groups is not None and args.groups < 1:
+        raise SystemExit(f"error: --groups must be >= 1; got {args.groups}")
 
     from vpn_tf import build_model, exporting, get_config, training
 
@@ -44,7 +52,7 @@ def main(argv=None):
             _, model = training.restore_model(args.workdir, args.checkpoint)
         else:
             raise SystemExit("error: pass --workdir DIR (or --untrained --config PRESET)")
-        path = exporting.export(model, args.export_dir, xla=args.xla, temperature=args.temperature)
+        path = exporting.export(model, args.export_dir, xla=args.xla, temperature=args.temperature, groups=args.groups)
     except (training.TrainingError, ValueError, FileExistsError) as e:
         raise SystemExit(f"error: {e}") from None
     print(f"SavedModel written to {path}")

@@ -162,13 +162,52 @@ def test_export_cli_unconditional(tmp_path):
     assert bad.returncode != 0 and "numeric version" in bad.stderr
 
 
-def test_default_export_holds_no_xla_cluster(exported):
-    # TF Serving on CPU refuses XLA-marked functions unless started with --xla_cpu_compilation_enabled=true.
-    _, _, path = exported
+def _xla_marked_functions(path):
     from tensorflow.core.protobuf import saved_model_pb2
 
     sm = saved_model_pb2.SavedModel()
     sm.ParseFromString(open(os.path.join(path, "saved_model.pb"), "rb").read())
     library = sm.meta_graphs[0].graph_def.library
-    marked = [f.signature.name for f in library.function if f.attr["_XlaMustCompile"].b]
-    assert marked == []
+    return [f.signature.name for f in library.function if f.attr["_XlaMustCompile"].b]
+
+
+def test_default_export_holds_no_xla_cluster(exported):
+    # TF Serving on CPU refuses XLA-marked functions unless started with --xla_cpu_compilation_enabled=true.
+    _, _, path = exported
+    assert _xla_marked_functions(path) == []
+
+
+def test_xla_export_keeps_the_compiled_pixel_loop_and_samples_the_same_videos(exported, tmp_path):
+    """`--xla` exports used to lose the compilation (the signature traced the frame's plain Python function)."""
+    cfg, model, _ = exported
+    path = exporting.export(model, str(tmp_path / "xla" / "1"), xla=True, groups=2)
+    marked = _xla_marked_functions(path)
+    assert any("generate_frame" in name for name in marked), marked
+    inputs = _inputs(batch=3)
+    np.savez(tmp_path / "in.npz", **inputs)
+    helper = os.path.join(ROOT, "tests", "helpers", "call_export.py")
+    # A fresh process, as a server would load it; the loaded function still carries the mark.
+    cmd = [sys.executable, helper, path, tmp_path / "in.npz", tmp_path / "out.npz", "--report_xla"]
+    done = subprocess.run(cmd, env=ENV, check=True, capture_output=True, text=True, timeout=300)
+    assert "xla_marked_functions_loaded=" in done.stdout
+    assert int(done.stdout.split("xla_marked_functions_loaded=")[1].split()[0]) >= 1
+    ref = Sampler(model, groups=1).sample(
+        inputs["sample/context"], 2, seed=(4, 2), actions=inputs["sample/actions"], states=inputs["sample/states"]
+    )
+    np.testing.assert_array_equal(np.load(tmp_path / "out.npz")["frames"], ref)
+
+
+@pytest.mark.parametrize("batch", [1, 2, 5])
+def test_exported_sample_runs_row_groups_for_any_batch(exported, tmp_path, batch):
+    """An export with 3 row groups: batches smaller than the group count leave groups empty, larger ones split
+    unevenly; every batch draws the videos of the one-group in-process sampler."""
+    cfg, model, _ = exported
+    path = str(tmp_path / "groups" / "1")
+    exporting.export(model, path, groups=3)
+    fn = tf.saved_model.load(path).signatures["sample"]
+    inputs = _inputs(seed=batch, batch=batch)
+    kw = {k[len("sample/") :]: tf.constant(v) for k, v in inputs.items() if k.startswith("sample/")}
+    ref = Sampler(model, groups=1).sample(
+        inputs["sample/context"], 2, seed=(4, 2), actions=inputs["sample/actions"], states=inputs["sample/states"]
+    )
+    np.testing.assert_array_equal(fn(**kw)["frames"].numpy(), ref)

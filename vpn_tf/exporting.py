@@ -10,8 +10,9 @@ Signatures (batch size free; H, W, C fixed by the config):
             "nats_per_dim": float32 [B]}
     serving_default = sample.
 Inputs are validated inside the graph; a violation fails the request with a message naming the expected shape or
-range. The sampler is the cached one (see vpn_tf/sampling.py); with `xla=True` its per-frame loop is marked for XLA
-compilation (much faster; TF Serving then needs `--xla_cpu_compilation_enabled=true` on CPU).
+range. The sampler is the cached one (see vpn_tf/sampling.py), its batch split into concurrent row groups; with
+`xla=True` each frame's pixel loop is a function marked for XLA compilation (`_XlaMustCompile`), which a loaded
+SavedModel honours (TF Serving on CPU needs `--xla_cpu_compilation_enabled=true`). Default exports hold no XLA mark.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def _assert(condition, message):
 class ExportModule(tf.Module):
     """Holds the model and the serving functions (the model's variables are saved once, shared by both)."""
 
-    def __init__(self, model, xla: bool = False, temperature: float = 1.0):
+    def __init__(self, model, xla: bool = False, temperature: float = 1.0, groups: int | None = None):
         super().__init__(name="vpn_export")
         self.model = model
         # Track the backing tf.Variables themselves (Keras 3 variables wrap them): the serving functions capture
@@ -42,7 +43,7 @@ class ExportModule(tf.Module):
         self.model_variables = [v.value for v in model.variables]
         self.config: VPNConfig = model.config
         self.temperature = float(temperature)
-        self._sampler = Sampler(model, "cached", jit=xla)
+        self._sampler = Sampler(model, "cached", jit=xla, groups=groups)
         c = self.config
         frames = tf.TensorSpec([None, None, c.image_size, c.image_size, c.channels], tf.uint8)
         vectors = [tf.TensorSpec([None, None, d], tf.float32) for d in (c.action_dim, c.state_dim) if d]
@@ -171,11 +172,16 @@ _SIGNATURE_FUNCTIONS = {
 }
 
 
-def export(model, export_dir: str, xla: bool = False, temperature: float = 1.0) -> str:
-    """Writes the SavedModel to `export_dir` (TF Serving layout: BASE/NAME/VERSION); returns the path."""
+def export(model, export_dir: str, xla: bool = False, temperature: float = 1.0, groups: int | None = None) -> str:
+    """Writes the SavedModel to `export_dir` (TF Serving layout: BASE/NAME/VERSION); returns the path.
+
+    `groups`: the `sample` signature splits the batch into this many row groups whose pixel loops run concurrently
+    (`Sampler`; default: the exporting machine's usable cores, at most 8). Any batch size works, smaller ones leave
+    groups empty; the videos do not depend on it.
+    """
     if os.path.exists(os.path.join(export_dir, "saved_model.pb")):
         raise FileExistsError(f"{export_dir} already holds a SavedModel; choose a new version directory")
-    module = ExportModule(model, xla=xla, temperature=temperature)
+    module = ExportModule(model, xla=xla, temperature=temperature, groups=groups)
     signatures = {"serving_default": module.sample, "sample": module.sample, "log_prob": module.log_prob}
     # Without --xla the graphs must hold no XLA cluster at all (TF Serving's CPU default cannot run them), so the
     # multiplicative units' fused gating is traced unfused too.

@@ -424,11 +424,11 @@ class Sampler:
         method: "cached" (fast, default) or "naive" (reference; VPN only).
         jit: compile the per-frame pixel loop with XLA (default; the loop's many small ops fuse: ~40x faster on CPU).
         groups: the cached VPN sampler splits the batch into this many groups whose pixel loops run concurrently
-            (`Sampler.sample` and `generate_frame`; not `sample_graph`). On CPUs the loop is bound by per-op dispatch
-            (dozens of small ops per pixel), not arithmetic, so one loop per core is faster (~1.4x on our 2 cores:
-            `python -m bench.sampling --groups 1` vs `--groups 2`). Every row gets the noise it gets in the whole
-            batch, so the samples are the same up to float rounding of the per-group matrix products. Default: the
-            usable CPU cores (at most 8) without a GPU, else 1.
+            (`Sampler.sample`, `generate_frame` and `sample_graph`, hence exports). On CPUs the loop is bound by
+            per-op dispatch (dozens of small ops per pixel), not arithmetic, so one loop per core is faster (~1.4x
+            on our 2 cores: `python -m bench.sampling --groups 1` vs `--groups 2`). Every row gets the noise it gets
+            in the whole batch, so the samples are the same up to float rounding of the per-group matrix products.
+            Default: the usable CPU cores (at most 8) without a GPU, else 1.
     """
 
     def __init__(self, model, method: str = "cached", jit: bool = True, groups: int | None = None):
@@ -465,21 +465,35 @@ class Sampler:
         if groups == 1:
             return self._compiled_frame(h, cond_t, seed_t, temperature)
         if groups not in self._grouped:
-            compiled = self._compiled_frame
-
-            @tf.function(reduce_retracing=True)
-            def run(h, cond_t, seed_t, temperature):
-                # A graph (not eager) so TF's executor launches the independent group loops in parallel.
-                b = tf.shape(h)[0]
-                sizes = [(b + groups - 1 - g) // groups for g in range(groups)]
-                offsets = [tf.add_n(sizes[:g]) if g else tf.constant(0) for g in range(groups)]
-                hs = tf.split(h, tf.stack(sizes))
-                cs = [None] * groups if cond_t is None else tf.split(cond_t, tf.stack(sizes))
-                parts = [compiled(hs[g], cs[g], seed_t, temperature, offsets[g]) for g in range(groups)]
-                return tf.concat(parts, axis=0)
-
-            self._grouped[groups] = run
+            # A graph (not eager) so TF's executor launches the independent group loops in parallel.
+            self._grouped[groups] = tf.function(
+                lambda h, cond_t, seed_t, temperature: self._frame_in_groups(h, cond_t, seed_t, temperature, groups),
+                reduce_retracing=True,
+            )
         return self._grouped[groups](h, cond_t, seed_t, temperature)
+
+    def _frame_in_groups(self, h, cond_t, seed_t, temperature, groups: int):
+        """Graph code: one frame with the batch split into `groups` row groups, each its own (compiled) pixel loop.
+
+        The loops are independent ops, so TF's executor runs them concurrently. Every row keeps the noise it gets in
+        the whole batch (`batch_offset`), so the video is the one the whole batch would draw. Batch sizes may be
+        unknown until run time: a group that a small batch leaves empty is skipped.
+        """
+        c = self.config
+        b = tf.shape(h)[0]
+        sizes = [(b + groups - 1 - g) // groups for g in range(groups)]
+        offsets = [tf.add_n(sizes[:g]) if g else tf.constant(0) for g in range(groups)]
+        hs = tf.split(h, tf.stack(sizes))
+        cs = [None] * groups if cond_t is None else tf.split(cond_t, tf.stack(sizes))
+        empty = tf.zeros([0, c.image_size, c.image_size, c.channels], tf.uint8)
+        parts = []
+        for g in range(groups):
+
+            def run(g=g):
+                return self._compiled_frame(hs[g], cs[g], seed_t, temperature, offsets[g])
+
+            parts.append(tf.cond(sizes[g] > 0, run, lambda: empty))
+        return tf.concat(parts, axis=0)
 
     def sample_graph(self, context, num_frames, seed, actions=None, states=None, temperature=1.0):
         """The whole continuation as one graph (a `tf.while_loop` over frames): uint8 `[B, num_frames, H, W, C]`.
@@ -499,7 +513,12 @@ class Sampler:
         def body(k, h, cc, frames):
             t = n_ctx + k
             cond_t = None if conds is None else conds[:, t]
-            frame = self._frame_fn(h, cond_t, frame_seed(seed, t), temperature)
+            if self.groups > 1:
+                frame = self._frame_in_groups(h, cond_t, frame_seed(seed, t), temperature, self.groups)
+            else:
+                # The frame's own function, XLA-compiled when `jit`: inside an export it keeps that mark, so a
+                # loaded SavedModel (and TF Serving with --xla_cpu_compilation_enabled=true) runs it compiled.
+                frame = self._compiled_frame(h, cond_t, frame_seed(seed, t), temperature)
             frames = frames.write(k, frame)
             h, cc = self.temporal.step((h, cc), frame, cond_t)
             return k + 1, h, cc, frames

@@ -6,6 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 export_dir, inputs_path, out_path = sys.argv[1:4]
+report_xla = "--report_xla" in sys.argv[4:]
 inputs = dict(np.load(inputs_path))
 loaded = tf.saved_model.load(export_dir)
 out = {}
@@ -16,3 +17,9 @@ out["default_frames"] = loaded.signatures["serving_default"](**sample_kw)["frame
 for k, v in loaded.signatures["log_prob"](**log_prob_kw).items():
     out[k] = v.numpy()
 np.savez(out_path, **out)
+if report_xla:
+    # Functions of the loaded signature's graph that carry XLA's must-compile mark (what runs compiled).
+    graph = loaded.signatures["sample"].graph
+    library = graph.as_graph_def().library
+    marked = [f.signature.name for f in library.function if f.attr["_XlaMustCompile"].b]
+    print(f"xla_marked_functions_loaded={len(marked)}")

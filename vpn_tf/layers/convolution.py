@@ -81,7 +81,7 @@ def uses_native_dilation(inputs, dilations) -> bool:
     mode = _LOWERING["mode"]
     if mode != "auto":
         return mode == "native"
-    return native_dilation_supported(_device_type(inputs), inputs.dtype.name)
+    return native_dilation_supported(_device_type(inputs), tf.as_dtype(inputs.dtype).name)
 
 
 def dilated_conv2d(inputs, kernel, dilations, padding: str = "SAME", strides=1):
