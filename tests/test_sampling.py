@@ -3,7 +3,7 @@ import pytest
 import tensorflow as tf
 
 import vpn_tf
-from vpn_tf.sampling import Sampler, TemporalState, frame_conditions, pixel_noise
+from vpn_tf.sampling import CachedDecoder, Sampler, TemporalState, frame_conditions, pixel_noise
 
 
 def _setup(preset, batch=2, **overrides):
@@ -31,10 +31,11 @@ def _setup(preset, batch=2, **overrides):
 )
 def test_cached_equals_naive_for_the_same_seed(preset, overrides):
     cfg, model, ctx, kw = _setup(preset, **overrides)
-    cached = Sampler(model, "cached").sample(ctx, 2, seed=(3, 4), **kw)
     naive = Sampler(model, "naive").sample(ctx, 2, seed=(3, 4), **kw)
-    assert cached.shape == (2, 2, 8, 8, cfg.channels) and cached.dtype == np.uint8
-    np.testing.assert_array_equal(cached, naive)  # every pixel, borders included, both frames
+    for jit in (True, False):  # XLA runs the cached decoder's pixel loop, plain TensorFlow its row loop
+        cached = Sampler(model, "cached", jit=jit).sample(ctx, 2, seed=(3, 4), **kw)
+        assert cached.shape == (2, 2, 8, 8, cfg.channels) and cached.dtype == np.uint8
+        np.testing.assert_array_equal(cached, naive)  # every pixel, borders included, both frames
 
 
 @pytest.mark.parametrize("preset", ["tiny", "tiny_rgb"])
@@ -50,6 +51,8 @@ def test_batch_groups_sample_what_the_whole_batch_samples(preset):
     assert len(np.unique(whole.reshape(3, -1), axis=0)) == 3  # same context, different noise per row
     with pytest.raises(ValueError, match="groups must be >= 1"):
         Sampler(model, "cached", groups=0)
+    with pytest.raises(ValueError, match="loop must be one of"):
+        CachedDecoder(model, loop="column")
 
 
 def test_xla_and_graph_paths_agree():
@@ -81,6 +84,11 @@ def test_noise_is_uniform_and_independent_of_jit():
     assert u.shape == (64, 3, 256) and 0 < u.min() and u.max() < 1
     assert abs(u.mean() - 0.5) < 0.01 and abs(u.var() - 1 / 12) < 0.005
     assert not np.array_equal(u, pixel_noise(cfg, seed, 8, 64).numpy())
+    # A vector of pixel indices (the row loop draws a row's noise at once) gives each pixel's own numbers.
+    row = pixel_noise(cfg, seed, tf.range(5, 9), 64).numpy()
+    assert row.shape == (4, 64, 3, 256)
+    np.testing.assert_array_equal(row[2], u)
+    np.testing.assert_array_equal(pixel_noise(cfg, seed, tf.range(5, 9), 4, batch_offset=3).numpy()[2], u[3:7])
 
 
 def test_first_pixel_is_drawn_from_its_conditional():
@@ -131,16 +139,17 @@ def _probabilities(cfg, logits):
     return p / p.sum(axis=-1, keepdims=True)
 
 
+@pytest.mark.parametrize("loop", ["pixel", "row"])
 @pytest.mark.parametrize("jit", [False, True])
 @pytest.mark.parametrize("preset, overrides", [("tiny", {}), ("tiny_rgb", {}), ("tiny_rgb", {"block": "relu"})])
-def test_cached_sampler_draws_from_the_teacher_forced_conditionals(preset, overrides, jit):
+def test_cached_sampler_draws_from_the_teacher_forced_conditionals(preset, overrides, jit, loop):
     """Every dimension the cached sampler draws comes from the distribution the model assigns it given everything
     sampled before: its probabilities equal the teacher-forced conditionals on the sampled video (conditioning,
     context and all previous colours and pixels included). Byte equality with the naive sampler can miss a wrong
     distribution that rarely changes a draw; this cannot."""
     cfg, model, ctx, kw = _setup(preset, **overrides)
     sampler = Sampler(model, "cached", groups=1)
-    decoder = sampler._frame_fn.__self__
+    decoder = CachedDecoder(model, loop=loop)
     generate = tf.function(decoder.generate_frame, jit_compile=jit, reduce_retracing=True)
     conds = frame_conditions(
         cfg, kw.get("actions"), None if "states" not in kw else tf.constant(kw["states"]), cfg.context_frames + 2, 2
@@ -161,7 +170,8 @@ def test_cached_sampler_draws_from_the_teacher_forced_conditionals(preset, overr
     np.testing.assert_allclose(_probabilities(cfg, sampled), _probabilities(cfg, teacher), atol=1e-5)
 
 
-def test_the_distribution_test_catches_a_decoder_that_drops_the_context(monkeypatch):
+@pytest.mark.parametrize("loop", ["pixel", "row"])
+def test_the_distribution_test_catches_a_decoder_that_drops_the_context(monkeypatch, loop):
     """The check above fails for the bug byte equality barely saw: the cached decoder ignoring the context."""
     from vpn_tf import sampling
 
@@ -169,7 +179,7 @@ def test_the_distribution_test_catches_a_decoder_that_drops_the_context(monkeypa
     real = sampling.CachedDecoder.context_map
     monkeypatch.setattr(sampling.CachedDecoder, "context_map", lambda self, h: real(self, h) * 0.0)
     sampler = Sampler(model, "cached", groups=1)
-    decoder = sampler._frame_fn.__self__
+    decoder = CachedDecoder(model, loop=loop)
     conds = frame_conditions(cfg, kw["actions"], tf.constant(kw["states"]), cfg.context_frames + 2, 2)
     state = sampler.temporal.run(tf.constant(ctx), conds[:, : cfg.context_frames])
     t = cfg.context_frames
