@@ -177,6 +177,7 @@ class Simulator:
             finite = np.isfinite(actions).all() and np.isfinite(states).all()
             if finite and np.isfinite(stats["max_object_pixels_moved"]):
                 return frames, actions, states, stats
+            print(f"pushing_sim {split} sequence {index}: non-finite poses, simulating it again", file=sys.stderr)
             self.close()
             self.__init__()
         raise RuntimeError(

@@ -45,3 +45,30 @@ def test_accelerator_memory_table_from_paper_records():
     # (40 GB - 1 GB fixed) // 10 GB = 3 and 7 sequences; with remat the fixed part is the no-remat one's, 3 GB each.
     assert "| float32 | no | 11,264 (model) | 10,240 | 1,024 | 3 | 7 | 3.0 |" == rows[2]
     assert "| float32 | yes | 4,096 (measured) | 3,072 | 1,024 | 13 | 26 | 3.0 |" == rows[3]
+
+
+def test_serving_latency_table_times_every_way_in_fresh_processes(tmp_path):
+    """`bench.sampling --serving` on a tiny trained workdir: every way x batch x frames timed, and the table's
+    per-frame figures and ratios are computed from those times."""
+    from bench.sampling import WAYS, main, serving_table
+    from tests.scripts import run_script
+
+    workdir = tmp_path / "run"
+    run_script("train.py", "--config", "tiny", "--steps", "1", "--no_samples", "--workdir", workdir, check=True)
+    table_path = tmp_path / "table.md"
+    argv = ["--serving", "--workdir", str(workdir), "--batches", "1", "3", "--frames", "1", "3", "--repeats", "1"]
+    records = main(argv + ["--groups", "2", "--table", str(table_path)])
+    ways = [w for w in WAYS if w != "export_compared"]  # that one only with --compare_export
+    cells = {(r["way"], r["batch"], r["frames"]) for r in records}
+    assert cells == {(w, b, f) for w in ways for b in (1, 3) for f in (1, 3)}
+    assert all(r["seconds"] > 0 and r["first_call_seconds"] > 0 for r in records)
+    table = table_path.read_text().splitlines()
+    assert len(table) == 2 + len(ways)
+    by = {(r["way"], r["batch"], r["frames"]): r["seconds"] for r in records}
+    row = table[2 + list(WAYS).index("export_xla")].split(" | ")
+    per_frame = (by["export_xla", 3, 3] - by["export_xla", 3, 1]) / 2
+    reference = (by["in_process_xla", 3, 3] - by["in_process_xla", 3, 1]) / 2
+    assert row[5] == f"{(by['export_xla', 1, 3] - by['export_xla', 1, 1]) / 2:.3f}"
+    assert row[6] == f"{per_frame:.3f}"
+    assert row[8].rstrip(" |") == f"{per_frame / reference:.1f}x"
+    assert serving_table(records, [1, 3], [1, 3]) == "\n".join(table)

@@ -500,7 +500,10 @@ class CachedDecoder:
                     where = indices[conv.index_key]
                     if value is not None:
                         rows[n] = conv.write_row(rows[n], where, value)
-                    return rows, conv.centre(rows[n], where) + terms["above", n]
+                    # AddN, not AddV2: oneDNN's graph rewrite fuses MatMul + AddV2 into a MatMul with a bias and
+                    # then rejects the 2-D addend at run time when a batch group has one row ("bias must be
+                    # 1-dimensional [1,8]"; seen with TF 2.21, oneDNN on).
+                    return rows, tf.add_n([conv.centre(rows[n], where), terms["above", n]])
 
                 def write_pixel(rows, pixel):
                     rows[0] = self.frame_conv.write_row(rows[0], indices[self.frame_conv.index_key], pixel)
