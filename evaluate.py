@@ -56,6 +56,9 @@ def main(argv=None):
     if "lower_bound" in metrics:
         line += f"; lower bound {metrics['lower_bound']:.2f}"
     print(line)
+    if f"{name}_channel" in metrics:
+        per = zip("RGB", metrics[f"{name}_channel"], metrics[f"{name}_channel_stderr"], strict=False)
+        print("per colour: " + ", ".join(f"{k} {m:.3f} (se {e:.3f})" for k, m, e in per))
     if args.ink:
         from vpn_tf.sampling import Sampler, ink_ratio
 

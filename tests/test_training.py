@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 from tests.scripts import ENV, ROOT, run_script, script_command
+import vpn_tf
 from vpn_tf import training
 
 _TINY = ("--config", "tiny", "--no_progress", "--workdir")
@@ -415,3 +416,27 @@ def test_restore_model_loads_every_trained_weight(tmp_path):
             np.testing.assert_array_equal(v.numpy(), stored, err_msg=v.path)
     block_kernel = model.encoder.blocks[1].mu2.gates.kernel
     assert block_kernel.path == "vpn/encoder/block_1/mu2/gates/kernel"
+
+
+def test_evaluation_reports_nats_per_dim_per_colour_for_rgb():
+    """RGB softmax configs also get each colour's nats/dim and standard error; they average to the metric."""
+    config = vpn_tf.get_config("tiny_rgb")
+    model = vpn_tf.build_model(config)
+    rng = np.random.default_rng(3)
+    n, t = 5, config.eval_num_frames
+    data = {
+        "video": rng.integers(0, 256, (n, t, 8, 8, 3)).astype(np.uint8),
+        "actions": rng.normal(size=(n, t, 5)).astype(np.float32),
+        "states": rng.normal(size=(n, t, 5)).astype(np.float32),
+    }
+    metrics = training.evaluate(config, model, tf.data.Dataset.from_tensor_slices(data), batch_size=2)
+    per_seq = -model.log_prob(**{k: tf.constant(v) for k, v in data.items()}).numpy().mean(axis=(1, 2, 3))  # [n, 3]
+    np.testing.assert_allclose(metrics["nats_per_dim_channel"], per_seq.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(
+        metrics["nats_per_dim_channel_stderr"], per_seq.std(0, ddof=1) / np.sqrt(n), rtol=1e-3
+    )
+    assert np.mean(metrics["nats_per_dim_channel"]) == pytest.approx(metrics["nats_per_dim"], rel=1e-5)
+    assert "nats_per_frame_channel" not in training.evaluate(
+        vpn_tf.get_config("tiny"), vpn_tf.build_model(vpn_tf.get_config("tiny")),
+        tf.data.Dataset.from_tensor_slices({"video": data["video"][..., :1]}), batch_size=2,
+    )

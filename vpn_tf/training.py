@@ -335,20 +335,31 @@ class Evaluator:
         self.traces = 0
         self._step = None
 
+    @property
+    def _num_sums(self) -> int:
+        # sum, sum of squares, count, lower bound; per colour channel (softmax with C > 1): sum and sum of squares.
+        per_channel = self.config.channels if self.config.output == "softmax" and self.config.channels > 1 else 0
+        return 4 + 2 * per_channel
+
     def _replica_sums(self, batch):
         # A replica left without examples by the last batch contributes zeros (the model needs a non-empty batch).
         empty = tf.shape(batch["video"])[0] == 0
-        return tf.cond(empty, lambda: tf.zeros([4], tf.float64), lambda: self._sums(batch))
+        return tf.cond(empty, lambda: tf.zeros([self._num_sums], tf.float64), lambda: self._sums(batch))
 
     def _sums(self, batch):
         config = self.config
-        values = tf.cast(per_example_nats(config, self.model.log_prob(**model_inputs(batch))), tf.float64)
+        log_prob = self.model.log_prob(**model_inputs(batch))
+        values = tf.cast(per_example_nats(config, log_prob), tf.float64)
         if config.output == "sigmoid":
             bound = tf.cast(distributions.lower_bound_nats_per_frame(batch["video"], config.context_frames), tf.float64)
         else:
             bound = tf.zeros_like(values)
         count = tf.cast(tf.size(values), tf.float64)
-        return tf.stack([tf.reduce_sum(values), tf.reduce_sum(values**2), count, tf.reduce_sum(bound)])
+        sums = [tf.stack([tf.reduce_sum(values), tf.reduce_sum(values**2), count, tf.reduce_sum(bound)])]
+        if self._num_sums > 4:
+            channel = -tf.reduce_mean(tf.cast(log_prob, tf.float64), axis=[1, 2, 3])  # [B, C] nats/dim per colour
+            sums += [tf.reduce_sum(channel, axis=0), tf.reduce_sum(channel**2, axis=0)]
+        return tf.concat(sums, axis=0)
 
     def _distributed_sums(self, batch):
         self.traces += 1  # Python side effect: runs once per trace
@@ -356,7 +367,8 @@ class Evaluator:
         return self.strategy.reduce(tf.distribute.ReduceOp.SUM, sums, axis=None)
 
     def __call__(self, dataset, progress: bool = False) -> dict:
-        """{metric: mean, metric_stderr, count[, lower_bound]} over every sequence of `dataset`."""
+        """{metric: mean, metric_stderr, count[, lower_bound]} over every sequence of `dataset`; RGB softmax configs
+        add `nats_per_dim_channel` and `nats_per_dim_channel_stderr` (one per colour, R, G, B)."""
         name = metric_name(self.config)
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
@@ -364,22 +376,32 @@ class Evaluator:
         dist = self.strategy.experimental_distribute_dataset(batched)
         if self._step is None:
             self._step = tf.function(self._distributed_sums, input_signature=[dist.element_spec])
-        totals = np.zeros(4, np.float64)
+        totals = np.zeros(self._num_sums, np.float64)
         bar = _bar(None, f"eval {name}", progress)
         for batch in dist:
             sums = self._step(batch).numpy()
             totals += sums
             bar.update(int(sums[2]))
         bar.close()
-        total, squares, n, bound = totals
+        total, squares, n, bound = totals[:4]
         if n == 0:
             raise TrainingError("the evaluation dataset is empty")
-        mean = total / n
-        var = max(squares - n * mean * mean, 0.0) / (n - 1) if n > 1 else float("nan")
-        out = {name: float(mean), f"{name}_stderr": float(math.sqrt(var / n)), "count": int(n)}
+        mean, stderr = _mean_and_stderr(total, squares, n)
+        out = {name: float(mean), f"{name}_stderr": float(stderr), "count": int(n)}
         if self.config.output == "sigmoid":
             out["lower_bound"] = float(bound / n)
+        if len(totals) > 4:
+            c = self.config.channels
+            channel = [_mean_and_stderr(totals[4 + k], totals[4 + c + k], n) for k in range(c)]
+            out[f"{name}_channel"] = [float(m) for m, _ in channel]
+            out[f"{name}_channel_stderr"] = [float(e) for _, e in channel]
         return out
+
+
+def _mean_and_stderr(total, squares, n):
+    mean = total / n
+    var = max(squares - n * mean * mean, 0.0) / (n - 1) if n > 1 else float("nan")
+    return mean, math.sqrt(var / n)
 
 
 def evaluate(
