@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.scripts import ENV, ROOT, run_script, script_command
 import vpn_tf
+from tests.scripts import ENV, ROOT, run_script, script_command
 from vpn_tf import training
 
 _TINY = ("--config", "tiny", "--no_progress", "--workdir")
@@ -432,11 +432,11 @@ def test_evaluation_reports_nats_per_dim_per_colour_for_rgb():
     metrics = training.evaluate(config, model, tf.data.Dataset.from_tensor_slices(data), batch_size=2)
     per_seq = -model.log_prob(**{k: tf.constant(v) for k, v in data.items()}).numpy().mean(axis=(1, 2, 3))  # [n, 3]
     np.testing.assert_allclose(metrics["nats_per_dim_channel"], per_seq.mean(0), rtol=1e-5)
-    np.testing.assert_allclose(
-        metrics["nats_per_dim_channel_stderr"], per_seq.std(0, ddof=1) / np.sqrt(n), rtol=1e-3
-    )
+    np.testing.assert_allclose(metrics["nats_per_dim_channel_stderr"], per_seq.std(0, ddof=1) / np.sqrt(n), rtol=1e-3)
     assert np.mean(metrics["nats_per_dim_channel"]) == pytest.approx(metrics["nats_per_dim"], rel=1e-5)
     assert "nats_per_frame_channel" not in training.evaluate(
-        vpn_tf.get_config("tiny"), vpn_tf.build_model(vpn_tf.get_config("tiny")),
-        tf.data.Dataset.from_tensor_slices({"video": data["video"][..., :1]}), batch_size=2,
+        vpn_tf.get_config("tiny"),
+        vpn_tf.build_model(vpn_tf.get_config("tiny")),
+        tf.data.Dataset.from_tensor_slices({"video": data["video"][..., :1]}),
+        batch_size=2,
     )
