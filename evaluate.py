@@ -37,6 +37,12 @@ def main(argv=None):
         help="also sample one continuation of the first N sequences and report sampled / true ink per predicted frame",
     )
     parser.add_argument("--seed", type=int, nargs=2, default=(0, 0), help="sampling seed for --ink")
+    parser.add_argument(
+        "--ink_diagnostics",
+        action="store_true",
+        help="with --ink: also one-step samples from the true context (grey and binarised) and the teacher-forced "
+        "expected ink, per predicted frame (vpn_tf.sampling.ink_diagnostics: where sampled ink goes missing)",
+    )
     args = cli.parse_known(parser, argv)
 
     from datasets import pipelines
@@ -59,17 +65,26 @@ def main(argv=None):
     if f"{name}_channel" in metrics:
         per = zip("RGB", metrics[f"{name}_channel"], metrics[f"{name}_channel_stderr"], strict=False)
         print("per colour: " + ", ".join(f"{k} {m:.3f} (se {e:.3f})" for k, m, e in per))
+    if args.ink_diagnostics and not args.ink:
+        raise SystemExit("error: --ink_diagnostics needs --ink N (the sequences to sample)")
     if args.ink:
-        from vpn_tf.sampling import Sampler, ink_ratio
+        from vpn_tf.sampling import Sampler, ink_diagnostics, ink_ratio
 
         batch = next(iter(pipelines.eval_dataset(config, args.split, args.ink).batch(args.ink)))
         video, n_ctx = batch["video"].numpy(), config.context_frames
         vectors = {k: batch[k].numpy() for k in ("actions", "states") if k in batch}
-        samples = Sampler(model).sample(video[:, :n_ctx], video.shape[1] - n_ctx, tuple(args.seed), **vectors)
-        ratios = ink_ratio(video[:, n_ctx:], samples)
+        if args.ink_diagnostics:
+            rows = ink_diagnostics(model, video, tuple(args.seed), **vectors)
+            metrics["ink_diagnostics"] = {k: [round(float(r), 4) for r in v] for k, v in rows.items()}
+            ratios = rows["free_running"]
+        else:
+            samples = Sampler(model).sample(video[:, :n_ctx], video.shape[1] - n_ctx, tuple(args.seed), **vectors)
+            ratios = ink_ratio(video[:, n_ctx:], samples)
         metrics["ink_ratio"] = [round(float(r), 4) for r in ratios]
         frames = ", ".join(f"{n_ctx + 1 + t}: {r:.2f}" for t, r in enumerate(ratios))
         print(f"sampled / true ink per predicted frame ({len(video)} sequences, one sample each): {frames}")
+        for name, values in metrics.get("ink_diagnostics", {}).items():
+            print(f"  {name}: " + ", ".join(f"{v:.2f}" for v in values))
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"split": args.split, **metrics}, f, indent=2)

@@ -72,3 +72,32 @@ def test_serving_latency_table_times_every_way_in_fresh_processes(tmp_path):
     assert row[6] == f"{per_frame:.3f}"
     assert row[8].rstrip(" |") == f"{per_frame / reference:.1f}x"
     assert serving_table(records, [1, 3], [1, 3]) == "\n".join(table)
+
+
+def test_context_ablation_zeroes_only_the_decoders_context():
+    """Zeroing the context changes a VPN's likelihood and equals a direct computation with a zero context; the
+    decoder's own method is back afterwards."""
+    import numpy as np
+    import tensorflow as tf
+
+    import vpn_tf
+    from bench.context_ablation import zero_context
+
+    for model_kind in ("vpn", "baseline"):
+        config = vpn_tf.get_config("tiny", model=model_kind)
+        model = vpn_tf.build_model(config)
+        video = np.random.default_rng(0).integers(0, 256, (2, config.num_frames, 8, 8, 1)).astype(np.uint8)
+        full = model.log_prob(video).numpy()
+        with zero_context(model):
+            ablated = model.log_prob(video).numpy()
+        assert not np.allclose(full, ablated)
+        np.testing.assert_array_equal(model.log_prob(video).numpy(), full)
+        x = tf.cast(video, tf.float32) / 127.5 - 1
+        n = config.context_frames
+        zeros = tf.zeros([2, 8, 8, config.lstm_channels])
+        if model_kind == "vpn":
+            logits = model.decoder(x[:, n], zeros)
+        else:
+            logits = model.decoder(zeros)
+        expected = vpn_tf.distributions.log_prob(logits[:, None], video[:, n : n + 1], config.output).numpy()
+        np.testing.assert_allclose(ablated[:, :1], expected, atol=1e-5)

@@ -67,7 +67,8 @@ def test_pixelcnn_decoder_reads_the_context_all_around_the_pixel(channels, block
     frame = tf.constant(rng.uniform(-1, 1, (1, 8, 8, channels)), tf.float32)
     context = rng.normal(size=(1, 8, 8, 6)).astype(np.float32)
     i, j = 3, 3
-    for wiring, reached in (("every_block", {(0, 0), (0, 1), (1, 0), (1, -1)}), ("input", {(0, 0)})):
+    around = {(0, 0), (0, 1), (1, 0), (1, -1)}
+    for wiring, reached in (("every_block", around), ("every_layer", around), ("input", {(0, 0)})):
         keras.utils.set_random_seed(1)
         decoder = PixelCNNDecoder(
             8,
@@ -89,3 +90,5 @@ def test_pixelcnn_decoder_reads_the_context_all_around_the_pixel(channels, block
                 assert diff.min() > 1e-4, f"{wiring}: context at offset {(di, dj)} does not reach every colour"
             elif wiring == "input":
                 assert diff.max() == 0.0, f"input wiring: context at {(di, dj)} reached the pixel"
+        if wiring == "every_layer":  # the topmost layer's map is unmasked: every colour reads it directly
+            assert decoder.context_top.kernel.shape == (1, 1, 16, 24)

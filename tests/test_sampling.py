@@ -27,6 +27,8 @@ def _setup(preset, batch=2, **overrides):
         ("tiny", {"block": "relu"}),
         ("tiny_rgb", {"block": "relu", "hidden": 6}),
         ("tiny_rgb", {"first_kernel_size": 7}),  # three rows above the pixel from the row context
+        ("tiny_rgb", {"context_wiring": "every_layer"}),
+        ("tiny", {"context_wiring": "input"}),
     ],
 )
 def test_cached_equals_naive_for_the_same_seed(preset, overrides):
@@ -145,7 +147,10 @@ def _probabilities(cfg, logits):
 
 @pytest.mark.parametrize("loop", ["pixel", "row"])
 @pytest.mark.parametrize("jit", [False, True])
-@pytest.mark.parametrize("preset, overrides", [("tiny", {}), ("tiny_rgb", {}), ("tiny_rgb", {"block": "relu"})])
+@pytest.mark.parametrize(
+    "preset, overrides",
+    [("tiny", {}), ("tiny_rgb", {}), ("tiny_rgb", {"block": "relu"}), ("tiny_rgb", {"context_wiring": "every_layer"})],
+)
 def test_cached_sampler_draws_from_the_teacher_forced_conditionals(preset, overrides, jit, loop):
     """Every dimension the cached sampler draws comes from the distribution the model assigns it given everything
     sampled before: its probabilities equal the teacher-forced conditionals on the sampled video (conditioning,
@@ -230,3 +235,28 @@ def test_ink_ratio_per_predicted_frame():
     samples[0, 1] = 0  # sequence 0 loses frame 1
     samples[:, 2, 1, 1] = 100  # frame 2 gains 100 in both sequences
     np.testing.assert_allclose(ink_ratio(truth, samples), [1.0, 0.5, 1.5])
+
+
+@pytest.mark.parametrize("preset", ["tiny", "tiny_rgb"])
+def test_ink_diagnostics_separate_one_step_and_fed_back_samples(preset):
+    from vpn_tf.sampling import ink_diagnostics
+
+    cfg, model, _, _ = _setup(preset)
+    rng = np.random.default_rng(4)
+    t = cfg.context_frames + 3
+    video = rng.integers(0, 256, (3, t, 8, 8, cfg.channels)).astype(np.uint8)
+    kw = {}
+    if cfg.action_dim:
+        kw = {"actions": rng.normal(size=(3, t, 5)).astype("float32"), "states": rng.normal(size=(3, t, 5))}
+        kw["states"] = kw["states"].astype("float32")
+    out = ink_diagnostics(model, video, seed=(2, 3), **kw)
+    names = {"free_running", "one_step", "teacher_forced_mean"} | (
+        {"one_step_binarised_context"} if cfg.output == "sigmoid" else set()
+    )
+    assert set(out) == names and all(len(v) == 3 for v in out.values())
+    # The first predicted frame has the true context either way and the same noise: the same frame.
+    assert out["free_running"][0] == out["one_step"][0]
+    if cfg.output == "sigmoid":
+        p = 1 / (1 + np.exp(-model.conditional_logits(video).numpy()[..., 0, 0]))  # [N, 3, H, W]
+        expected = (255 * p).sum((2, 3)).mean(0) / video[:, cfg.context_frames :].sum((2, 3, 4)).mean(0)
+        np.testing.assert_allclose(out["teacher_forced_mean"], expected, rtol=1e-5)

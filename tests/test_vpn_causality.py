@@ -41,12 +41,15 @@ def _all_positions(cfg):
     return [(t, i, j, c) for t in range(tp) for i in range(s) for j in range(s) for c in range(cfg.channels)]
 
 
-@pytest.mark.parametrize("preset", ["tiny", "tiny_rgb"])
-@pytest.mark.parametrize("block", ["rmb", "relu"])
-def test_vpn_conditionals_depend_only_on_earlier_dimensions(preset, block):
+@pytest.mark.parametrize(
+    "preset, block, wiring",
+    [(p, b, "every_block") for p in ("tiny", "tiny_rgb") for b in ("rmb", "relu")]
+    + [("tiny_rgb", "rmb", "every_layer")],
+)
+def test_vpn_conditionals_depend_only_on_earlier_dimensions(preset, block, wiring):
     # Wider than `tiny` (16 channels per colour group instead of 3) so that no pixel's logits sit behind all-dead
     # ReLUs at initialisation, which would fail the over-masking checks below for a reason that is not the masks.
-    cfg = vpn_tf.get_config(preset, block=block, hidden=24, top_channels=60)
+    cfg = vpn_tf.get_config(preset, block=block, hidden=24, top_channels=60, context_wiring=wiring)
     model = vpn_tf.build_model(cfg)
     positions = _all_positions(cfg)  # every predicted dimension: borders, first/last rows and columns, all channels
     diffs = _perturbation_diffs(model, cfg, positions)

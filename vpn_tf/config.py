@@ -16,7 +16,7 @@ from collections.abc import Callable
 MODEL_KINDS = ("vpn", "baseline")
 BLOCK_KINDS = ("rmb", "relu")
 OUTPUT_KINDS = ("sigmoid", "softmax")
-CONTEXT_WIRINGS = ("every_block", "input")
+CONTEXT_WIRINGS = ("every_block", "every_layer", "input")
 DATASETS = ("moving_mnist", "robot_pushing", "pushing_sim")
 
 NUM_INTENSITIES = 256  # 8-bit pixels: a softmax over 256 raw values, never 255.
@@ -72,7 +72,10 @@ class VPNConfig:
     `context_kernel_size` convolution of the context is added to the input of every decoder block and of the output
     head, as conditional PixelCNN (van den Oord et al. 2016) conditions every layer; the context depends on past
     frames only, so none of it needs hiding, and a kernel wider than 1 lets pixel (i, j) read the context right of
-    and below it, which masked layers never pass up. "input": one 1x1 projection added at the decoder's input only
+    and below it, which masked layers never pass up. "every_layer": "every_block" plus a 1x1 projection of the
+    same context features added to the head's topmost layer, so each colour's logits read the context at the
+    topmost layer's full per-colour width (masked layers give each colour a third of the channels; see
+    `PixelCNNDecoder`). "input": one 1x1 projection added at the decoder's input only
     (our first wiring, kept for comparison and for checkpoints written before this field existed)."""
     context_kernel_size: int = 3
     """Kernel of the "every_block" context projections (odd; 1 means the context at the pixel only)."""

@@ -44,7 +44,8 @@ def _context_convs(cfg: VPNConfig) -> list[tuple[int, int, int]]:
     w, L = 2 * cfg.hidden, cfg.lstm_channels
     if cfg.context_wiring == "input":
         return [(1, L, w)]
-    return [(cfg.context_kernel_size, L, w), (1, w, (cfg.decoder_blocks + 1) * w)]
+    convs = [(cfg.context_kernel_size, L, w), (1, w, (cfg.decoder_blocks + 1) * w)]
+    return convs + ([(1, w, cfg.top_channels)] if cfg.context_wiring == "every_layer" else [])
 
 
 def _context_params(cfg: VPNConfig) -> int:

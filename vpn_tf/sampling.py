@@ -315,11 +315,18 @@ class CachedDecoder:
 
     def context_map(self, h):
         """The context's projection for the whole frame, `[H, W, B, D]` (pixel-major for cheap indexing): the input
-        projection (D = 2c), or every block's and the head's ("every_block": D = (blocks + 1) * 2c). It depends on
-        past frames only, so it is computed once per frame, before the pixel loop."""
+        projection (D = 2c), or every block's and the head's ("every_block": D = (blocks + 1) * 2c; "every_layer"
+        adds the topmost layer's top_channels). It depends on past frames only, so it is computed once per frame,
+        before the pixel loop."""
         dec = self.model.decoder
         h = tf.cast(h, self.dtype)
-        proj = dec.context_input(h) if self.wiring == "input" else dec.context_blocks(dec.context_features(h))
+        if self.wiring == "input":
+            proj = dec.context_input(h)
+        else:
+            features = dec.context_features(h)
+            proj = dec.context_blocks(features)
+            if self.wiring == "every_layer":
+                proj = tf.concat([proj, dec.context_top(features)], axis=-1)
         return tf.transpose(proj, [1, 2, 0, 3])
 
     def block_biases(self, cond_t):
@@ -336,9 +343,10 @@ class CachedDecoder:
 
     def additive_maps(self, h, cond_t):
         """Everything a frame adds to the decoder's stream that does not depend on its pixels, as one map
-        `[H, W, B, D]` and the layout `slots`: which of "input", block 0..l-1 and "head" take a `[B, 2c]` piece of
-        D, in that order. A block's piece is its conditioning bias plus its context map; "input" is the "input"
-        wiring's projection. Pieces that would be zero are left out (no per-pixel op for them)."""
+        `[H, W, B, D]`, the layout `slots` (which of "input", block 0..l-1, "head" and "top" take a piece of D, in
+        that order) and each piece's width. A block's piece is its conditioning bias plus its context map; "input"
+        is the "input" wiring's projection, "top" the "every_layer" map of the head's topmost layer. Pieces that
+        would be zero are left out (no per-pixel op for them)."""
         ctx = self.context_map(h)
         size = self.config.image_size
         width = 2 * self.hidden
@@ -349,10 +357,16 @@ class CachedDecoder:
                 if bias is not None:
                     slots.append(k)
                     pieces.append(tf.broadcast_to(bias, [size, size, tf.shape(bias)[0], width]))
-            return tf.concat(pieces, axis=-1), slots
+            return tf.concat(pieces, axis=-1), slots, [width] * len(slots)
+        slots = list(range(len(self.blocks))) + ["head"]
+        widths = [width] * len(slots)
+        if self.wiring == "every_layer":
+            slots.append("top")
+            widths.append(self.config.top_channels)
         if biases[0] is not None:
-            ctx = ctx + tf.concat(biases + [tf.zeros_like(biases[0])], axis=-1)  # broadcast over [H, W]
-        return ctx, list(range(len(self.blocks))) + ["head"]
+            zeros = [tf.zeros([tf.shape(biases[0])[0], w], self.dtype) for w in widths[len(biases) :]]
+            ctx = ctx + tf.concat(biases + zeros, axis=-1)  # broadcast over [H, W]
+        return ctx, slots, widths
 
     def pixel_logits(self, buffers, conv_out, terms):
         """One pass through every layer at the current pixel: (logits [B, C, K] float32, updated buffers).
@@ -390,6 +404,8 @@ class CachedDecoder:
             h = h + terms["head"]
         w, bb = self.top
         t = tf.matmul(tf.nn.relu(h), w) + bb
+        if "top" in terms:
+            t = t + terms["top"]
         w, bb = self.logits
         logits = tf.matmul(tf.nn.relu(t), w) + bb  # [B, K * C], channel j = k * C + colour
         k, ch = self.config.num_classes, self.config.channels
@@ -427,11 +443,11 @@ class CachedDecoder:
         c = self.config
         size, ch = c.image_size, c.channels
         batch = tf.shape(h)[0]
-        extra_map, slots = self.additive_maps(h, cond_t)  # [H, W, B, D]
+        extra_map, slots, widths = self.additive_maps(h, cond_t)  # [H, W, B, D]
         caches = self.empty_caches(batch)
         frame = tf.zeros([size, size, batch, ch], tf.uint8)
         drawn_from = tf.TensorArray(tf.float32, size=size * size if return_logits else 0)
-        args = (extra_map, slots, seed_t, temperature, batch, batch_offset, return_logits)
+        args = (extra_map, slots, widths, seed_t, temperature, batch, batch_offset, return_logits)
         loop = self._pixel_loop if self.loop == "pixel" else self._row_loop
         frame, drawn_from = loop(frame, drawn_from, caches, *args)
         frame = tf.transpose(frame, [2, 0, 1, 3])
@@ -440,12 +456,14 @@ class CachedDecoder:
         logits = tf.reshape(drawn_from.stack(), [size, size, batch, ch, c.num_classes])
         return frame, tf.transpose(logits, [2, 0, 1, 3, 4])
 
-    def _pixel_loop(self, frame, drawn_from, caches, extra_map, slots, seed_t, temperature, batch, offset, logits):
+    def _pixel_loop(
+        self, frame, drawn_from, caches, extra_map, slots, widths, seed_t, temperature, batch, offset, logits
+    ):
         c, size = self.config, self.config.image_size
 
         def body(index, frame, drawn_from, *caches):
             i, j = index // size, index % size
-            terms = dict(zip(slots, tf.split(extra_map[i, j], len(slots), axis=-1), strict=True))
+            terms = dict(zip(slots, tf.split(extra_map[i, j], widths, axis=-1), strict=True))
 
             def conv_out(caches, n, value):
                 conv = self.convs[n]
@@ -474,10 +492,12 @@ class CachedDecoder:
         )
         return out[1], out[2]
 
-    def _row_loop(self, frame, drawn_from, caches, extra_map, slots, seed_t, temperature, batch, offset, logits):
+    def _row_loop(
+        self, frame, drawn_from, caches, extra_map, slots, widths, seed_t, temperature, batch, offset, logits
+    ):
         c, size, ch = self.config, self.config.image_size, self.config.channels
         names = [("above", n) for n in range(len(self.convs))] + slots
-        widths = [conv.cout for conv in self.convs] + [2 * self.hidden] * len(slots)
+        widths = [conv.cout for conv in self.convs] + widths
 
         def row_body(i, frame, drawn_from, *caches):
             # Everything of row i that does not depend on its own pixels, as one [W, B, D] tensor: the spatial
@@ -772,3 +792,54 @@ def ink_ratio(true_frames, sampled_frames):
     true_ink = np.asarray(true_frames, np.float64).sum(axis=(2, 3, 4)).mean(axis=0)
     sampled_ink = np.asarray(sampled_frames, np.float64).sum(axis=(2, 3, 4)).mean(axis=0)
     return sampled_ink / true_ink
+
+
+def ink_diagnostics(model, video, seed=(0, 0), actions=None, states=None) -> dict:
+    """Where sampled ink goes missing: ink ratios (sampled or expected ink over true ink) per predicted frame.
+
+    Args:
+        model: a VPN or baseline.
+        video: uint8 `[N, T, H, W, C]` true sequences; the first `context_frames` are the context.
+        seed: sampling seed; frame t uses the key `frame_seed(seed, t)` in every row below.
+
+    Returns a dict of float64 `[T - context_frames]` arrays:
+        free_running: one continuation of the true context, each frame conditioned on the earlier samples (what
+            `sample.py` shows);
+        one_step: frame t sampled given the true frames before it (no sampled frame fed back);
+        one_step_binarised_context: the same, given true frames binarised to 0/255 (Bernoulli with p = x / 255,
+            numpy seeded by `seed`), i.e. frames like the sampler's own; for sigmoid models only;
+        teacher_forced_mean: the expected ink under the teacher-forced conditionals (each pixel's mean given the
+            true frames and the true pixels before it), no sampling at all.
+    A gap between teacher_forced_mean (~1) and one_step says the model's own draws within a frame lose ink; between
+    one_step and one_step_binarised_context, that binary frames fed back as context hurt; free_running compounds
+    the per-frame loss over frames.
+    """
+    from vpn_tf import distributions
+
+    c = model.config
+    video = np.asarray(video)
+    n_ctx, total = c.context_frames, video.shape[1]
+    sampler = Sampler(model)
+    out = {}
+    free = sampler.sample(video[:, :n_ctx], total - n_ctx, seed, actions=actions, states=states)
+    out["free_running"] = ink_ratio(video[:, n_ctx:], free)
+    rng = np.random.default_rng(np.asarray(seed, np.int64))
+    variants = {"one_step": video}
+    if c.output == "sigmoid":
+        variants["one_step_binarised_context"] = np.where(rng.random(video.shape) < video / 255.0, 255, 0).astype(
+            np.uint8
+        )
+    for name, source in variants.items():
+        ratios = []
+        for t in range(n_ctx, total):  # `sample` keys frame t by frame_seed(seed, t): the free-running noise
+            step_actions = None if actions is None else actions[:, : t + 1]
+            frame = sampler.sample(source[:, :t], 1, seed, actions=step_actions, states=states)
+            ratios.append(ink_ratio(video[:, t : t + 1], frame)[0])
+        out[name] = np.array(ratios)
+    kw = {k: tf.constant(v) for k, v in (("actions", actions), ("states", states)) if v is not None}
+    logits = model.conditional_logits(video=tf.constant(video), **kw)
+    mean = distributions.mean(logits, c.output).numpy()  # [N, T - ctx, H, W, C] on the 0..255 scale
+    out["teacher_forced_mean"] = mean.sum(axis=(2, 3, 4)).mean(0) / video[:, n_ctx:].astype(np.float64).sum(
+        axis=(2, 3, 4)
+    ).mean(0)
+    return out

@@ -62,13 +62,13 @@ class DecoderBase(keras.layers.Layer):
         )
         self.head.build(hidden_shape)
 
-    def blocks_and_head(self, h, condition, contexts=None):
+    def blocks_and_head(self, h, condition, contexts=None, top_context=None):
         """The blocks, then the head. `contexts`: optional maps added to each block's branch input and (the last
-        one) to the head's input."""
+        one) to the head's input; `top_context`: optional map added to the head's topmost layer."""
         if contexts is None:
-            return self.head(run_blocks(self.blocks, h, condition, self.remat))
+            return self.head(run_blocks(self.blocks, h, condition, self.remat), top_context)
         h = run_blocks(self.blocks, h, condition, self.remat, contexts[:-1])
-        return self.head(h + contexts[-1])
+        return self.head(h + contexts[-1], top_context)
 
     def get_config(self):
         config = super().get_config()

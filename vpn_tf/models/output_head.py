@@ -45,8 +45,11 @@ class OutputHead(keras.layers.Layer):
         self.logits = self._conv(self.num_classes * self.channels, "logits")
         self.logits.build(tuple(input_shape[:-1]) + (self.top_channels,))
 
-    def call(self, inputs):
-        h = self.logits(ops.relu(self.top(ops.relu(inputs))))
+    def call(self, inputs, top_context=None):
+        top = self.top(ops.relu(inputs))
+        if top_context is not None:  # unmasked: a function of past frames only
+            top = top + top_context
+        h = self.logits(ops.relu(top))
         shape = ops.shape(h)
         h = ops.reshape(h, (shape[0], shape[1], shape[2], self.num_classes, self.channels))
         if self.channels > 1:
