@@ -605,7 +605,11 @@ def _evaluate_and_log(config, state, evaluator, eval_dataset_fn, writer, step, s
         rows += [video[b], predicted[b]]
     with writer.as_default(step=step):
         for k, v in metrics.items():
-            tf.summary.scalar(k, v)
+            if np.ndim(v):  # per-colour figures: one curve per colour (nats_per_dim_channel/R, ...)
+                for colour, value in zip("RGB", v, strict=False):
+                    tf.summary.scalar(f"{k}/{colour}", value)
+            else:
+                tf.summary.scalar(k, v)
         # Rows: ground truth (context + future) / the model's frames under it, as in the paper's Fig. 4.
         tf.summary.image(f"{label}/truth_then_model", video_grid(rows)[None], step=step)
     _log(f"step {step}: validation {name} {metrics[name]:.4f}" + _bound(metrics), progress)
