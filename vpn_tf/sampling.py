@@ -269,8 +269,9 @@ class CachedDecoder:
         loop: "pixel" (one `tf.while_loop` over the frame's pixels: best under XLA, which fuses its small ops and
             updates the caches in place) or "row" (a loop over rows around a loop over the row's pixels: the
             spatial convolutions' taps on the rows above, the row's noise and its context maps are computed once
-            per row, so without XLA, where every op is dispatched separately, a pixel costs ~40% of the ops; see
-            `_SpatialConv`). Same conditionals either way (up to float rounding of the summation order).
+            per row, so without XLA, where every op is dispatched separately, a pixel runs 194 ops instead of 346
+            at `cpu_moving_mnist`'s widths and copies no whole-frame cache; see `_SpatialConv`). Same conditionals
+            either way (up to float rounding of the summation order).
     """
 
     def __init__(self, model, loop: str = "row"):
