@@ -138,7 +138,7 @@ def serving(args):
         for way in ("export_default", "export_xla"):
             exporting.export(model, os.path.join(tmp, way, "1"), xla=way == "export_xla", groups=args.groups)
         records = []
-        ways = list(WAYS) + (["export_compared"] if args.compare_export else [])
+        ways = [w for w in WAYS if w != "export_compared" or args.compare_export]
         for way in ways:
             cmd = [sys.executable, "-m", "bench.sampling", "--serving_worker", way, "--workdir", args.workdir]
             if way == "export_compared":
