@@ -192,7 +192,8 @@ def _serving_worker(args):
             video = sample(ctx, frames)
             first = time.perf_counter() - t
             assert video.shape == (batch, frames, *context.shape[2:]), video.shape
-            best = min(_seconds(sample, ctx, frames) for _ in range(args.repeats))
+            call = lambda ctx=ctx, frames=frames: sample(ctx, frames)  # noqa: E731
+            best = interleaved({"call": call}, repeats=args.repeats, warmup=0)["call"]
             records.append(
                 emit(
                     {
@@ -208,12 +209,6 @@ def _serving_worker(args):
                 )
             )
     return records
-
-
-def _seconds(fn, *args):
-    t = time.perf_counter()
-    fn(*args)
-    return time.perf_counter() - t
 
 
 def serving_table(records, batches, frames) -> str:

@@ -269,8 +269,8 @@ class CachedDecoder:
         loop: "pixel" (one `tf.while_loop` over the frame's pixels: best under XLA, which fuses its small ops and
             updates the caches in place) or "row" (a loop over rows around a loop over the row's pixels: the
             spatial convolutions' taps on the rows above, the row's noise and its context maps are computed once
-            per row, so without XLA, where every op is dispatched separately, a pixel runs 194 ops instead of 346
-            at `cpu_moving_mnist`'s widths and copies no whole-frame cache; see `_SpatialConv`). Same conditionals
+            per row, so without XLA, where every op is dispatched separately, a pixel runs fewer ops and copies no
+            whole-frame cache; see `_SpatialConv`). Same conditionals
             either way (up to float rounding of the summation order).
     """
 
@@ -375,7 +375,7 @@ class CachedDecoder:
         `conv_out(buffers, n, value)` stores `value` `[B, cin]` (unless None) as spatial convolution n's input at
         the pixel and returns (buffers, that convolution's output at the pixel, bias included); the frame's
         buffer (n = 0) must already hold the pixel's known colours. `terms` maps a slot of `additive_maps` to
-        its `[B, 2c]` piece at the pixel.
+        its piece at the pixel (`[B, 2c]`; `[B, top_channels]` for "top").
         """
         buffers, h = conv_out(buffers, 0, None)
         if "input" in terms:
