@@ -30,6 +30,13 @@ def main(argv=None):
     parser.add_argument("--data_dir", default=None, help="override the config's data_dir (pushing data)")
     parser.add_argument("--json", default=None, help="also write the metrics to this JSON file")
     parser.add_argument(
+        "--against",
+        default=None,
+        metavar="WORKDIR",
+        help="also score another train.py working directory (latest checkpoint) on the same sequences and report "
+        "the difference (this model minus that one) with its paired standard error",
+    )
+    parser.add_argument(
         "--ink",
         type=int,
         default=0,
@@ -65,6 +72,34 @@ def main(argv=None):
     if f"{name}_channel" in metrics:
         per = zip("RGB", metrics[f"{name}_channel"], metrics[f"{name}_channel_stderr"], strict=False)
         print("per colour: " + ", ".join(f"{k} {m:.3f} (se {e:.3f})" for k, m, e in per))
+    if args.against:
+        try:
+            other_config, other = training.restore_model(args.against)
+        except (training.TrainingError, ValueError, FileNotFoundError) as e:
+            raise SystemExit(f"error: --against: {e}") from None
+        if args.data_dir:
+            other_config = other_config.replace(data_dir=args.data_dir)
+        _check_comparable(config, other_config, args.against)
+        mine = training.per_sequence_values(config, model, ds, args.batch_size)
+        theirs = training.per_sequence_values(
+            other_config, other, pipelines.eval_dataset(other_config, args.split, args.num_sequences), args.batch_size
+        )
+        try:
+            diff, stderr = training.paired_difference(mine, theirs)
+        except ValueError as e:
+            raise SystemExit(f"error: --against {args.against}: {e}") from None
+        metrics["against"] = {
+            "workdir": args.against,
+            "name": other_config.name,
+            name: float(theirs.mean()),
+            "difference": diff,
+            "difference_stderr": stderr,
+        }
+        print(
+            f"minus {other_config.name} ({args.against}, {theirs.mean():.3f}): {diff:+.4f} "
+            f"{name.replace('_per_', '/')} (paired standard error {stderr:.4f}"
+            + (f", {diff / stderr:+.1f} SE)" if stderr > 0 else ")")
+        )
     if args.ink_diagnostics and not args.ink:
         raise SystemExit("error: --ink_diagnostics needs --ink N (the sequences to sample)")
     if args.ink:
@@ -88,6 +123,20 @@ def main(argv=None):
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"split": args.split, **metrics}, f, indent=2)
+
+
+def _check_comparable(config, other, workdir):
+    """Two models are compared on the same sequences only if they read the same data the same way."""
+    fields = ["dataset", "image_size", "channels", "context_frames", "eval_num_frames", "output"]
+    if config.dataset != "moving_mnist":  # Moving MNIST does not read data_dir
+        fields.append("data_dir")
+    differ = [
+        f"{f} {getattr(config, f)!r} vs {getattr(other, f)!r}"
+        for f in fields
+        if getattr(config, f) != getattr(other, f)
+    ]
+    if differ:
+        raise SystemExit(f"error: --against {workdir}: not comparable on the same sequences ({'; '.join(differ)})")
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ def main(argv=None):
     parser.add_argument("--frames", type=int, nargs="+", default=[1, 10], help="--serving: frames to generate")
     parser.add_argument("--repeats", type=int, default=2, help="--serving: timed calls per cell after the first")
     parser.add_argument("--table", default=None, help="--serving: also write the markdown table to this file")
+    parser.add_argument("--records", default=None, help="--serving: also write the timing records (JSON lines) here")
     parser.add_argument(
         "--compare_export",
         default=None,
@@ -156,6 +157,9 @@ def serving(args):
     if args.table:
         with open(args.table, "w") as f:
             f.write(table + "\n")
+    if args.records:
+        with open(args.records, "w") as f:
+            f.writelines(json.dumps(r, sort_keys=True) + "\n" for r in records)
     return records
 
 

@@ -28,24 +28,29 @@ def _check_split(config, split):
         raise ValueError(f"Unknown split {split!r} for dataset {config.dataset!r}. Choices: {splits(config)}")
 
 
-def _check_data_dir(config):
+def _check_data_dir(config, split="train"):
+    """The data directory holds the split to read (evaluating a test split needs no training data)."""
     import os
 
-    if not config.data_dir or not os.path.isdir(os.path.join(config.data_dir, "push_train")):
-        where = repr(config.data_dir) if config.data_dir else "(unset)"
-        hint = (
-            "Generate simulated data with: "
-            + "; ".join(
-                f"python -m datasets.pushing_sim --out {config.data_dir or 'DIR'} --split {s} --workers 2"
-                for s in ("train", "val", "test_seen", "test_novel")
-            )
-            if config.dataset == "pushing_sim"
-            else "Point it to the Robotic Pushing data (push_train/, push_testseen/, push_testnovel/)."
+    wanted = [robot_pushing.SPLIT_DIRS[split]]
+    if split == "validation":  # without push_val/, validation is the end of push_train/
+        wanted.append(robot_pushing.SPLIT_DIRS["train"])
+    if config.data_dir and any(os.path.isdir(os.path.join(config.data_dir, d)) for d in wanted):
+        return
+    where = repr(config.data_dir) if config.data_dir else "(unset)"
+    hint = (
+        "Generate simulated data with: "
+        + "; ".join(
+            f"python -m datasets.pushing_sim --out {config.data_dir or 'DIR'} --split {s} --workers 2"
+            for s in ("train", "val", "test_seen", "test_novel")
         )
-        raise ValueError(
-            f"Config {config.name!r} reads {config.dataset} data from data_dir={where}, which has no "
-            f"push_train/ directory. {hint}"
-        )
+        if config.dataset == "pushing_sim"
+        else "Point it to the Robotic Pushing data (push_train/, push_testseen/, push_testnovel/)."
+    )
+    raise ValueError(
+        f"Config {config.name!r} reads {config.dataset} data from data_dir={where}, which has no "
+        f"{' or '.join(d + '/' for d in wanted)} directory (split {split!r}). {hint}"
+    )
 
 
 def resize_video(video, size: int):
@@ -110,7 +115,7 @@ def eval_dataset(config: VPNConfig, split: str, num_sequences: int | None = None
             ds = moving_mnist.load_test(cache_dir, progress=False)
         ds = ds.map(lambda ex: _select(config, ex, config.eval_num_frames))
     else:
-        _check_data_dir(config)
+        _check_data_dir(config, split)
         ds = robot_pushing.eval_dataset(config.data_dir, split, config.eval_num_frames, config.context_frames)
         ds = ds.map(lambda ex: _select(config, ex, config.eval_num_frames))
     return ds.take(num_sequences) if num_sequences else ds

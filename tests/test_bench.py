@@ -3,6 +3,8 @@
 No timing is asserted: the machines are shared and noisy.
 """
 
+import json
+
 from bench.common import interleaved
 from bench.train_step import run
 from vpn_tf import get_config
@@ -57,7 +59,7 @@ def test_serving_latency_table_times_every_way_in_fresh_processes(tmp_path):
     run_script("train.py", "--config", "tiny", "--steps", "1", "--no_samples", "--workdir", workdir, check=True)
     table_path = tmp_path / "table.md"
     argv = ["--serving", "--workdir", str(workdir), "--batches", "1", "3", "--frames", "1", "3", "--repeats", "1"]
-    records = main(argv + ["--groups", "2", "--table", str(table_path)])
+    records = main(argv + ["--groups", "2", "--table", str(table_path), "--records", str(tmp_path / "r.jsonl")])
     ways = [w for w in WAYS if w != "export_compared"]  # that one only with --compare_export
     cells = {(r["way"], r["batch"], r["frames"]) for r in records}
     assert cells == {(w, b, f) for w in ways for b in (1, 3) for f in (1, 3)}
@@ -72,6 +74,8 @@ def test_serving_latency_table_times_every_way_in_fresh_processes(tmp_path):
     assert row[6] == f"{per_frame:.3f}"
     assert row[8].rstrip(" |") == f"{per_frame / reference:.1f}x"
     assert serving_table(records, [1, 3], [1, 3]) == "\n".join(table)
+    lines = (tmp_path / "r.jsonl").read_text().splitlines()
+    assert [json.loads(line) for line in lines] == records
 
 
 def test_context_ablation_zeroes_only_the_decoders_context():

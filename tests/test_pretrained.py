@@ -1,12 +1,14 @@
-"""The shipped cpu_moving_mnist checkpoint: small, loadable, reproduces RESULTS.md, and `sample.py` works on it."""
+"""The shipped checkpoints: small, loadable, reproduce RESULTS.md, and `sample.py` works on them."""
 
 import json
 import os
 import re
+import subprocess
+import sys
 
 import pytest
 
-from tests.scripts import ROOT, run_script
+from tests.scripts import ENV, ROOT, run_script
 
 SHIPPED = os.path.join(ROOT, "pretrained", "cpu_moving_mnist")
 
@@ -41,3 +43,30 @@ def test_sample_py_runs_on_the_shipped_model_without_arguments(tmp_path):
     )
     assert "pretrained" in out.stdout
     assert (tmp_path / "grid.png").exists() and (tmp_path / "sequence_1.gif").exists()
+
+
+def test_shipped_pushing_pair_reproduces_the_results_md_numbers(tmp_path):
+    """The simulated pushing VPN and baseline: their RESULTS.md smoke line on the first test_seen sequences, which
+    `datasets.pushing_sim` regenerates exactly (sequence i is a function of split, seed and i alone)."""
+    text = open(os.path.join(ROOT, "RESULTS.md")).read()
+    m = re.search(
+        r"`python evaluate.py --workdir pretrained/cpu_pushing_sim --against pretrained/cpu_pushing_sim_baseline "
+        r"--split test_seen --num_sequences (\d+) --data_dir DIR` prints ([\d.]+) nats/dim and a difference of "
+        r"([-+][\d.]+)",
+        text,
+    )
+    assert m, "RESULTS.md has no smoke-check line for the shipped pushing checkpoints"
+    n, expected, difference = m.group(1), float(m.group(2)), float(m.group(3))
+    data = tmp_path / "data"
+    cmd = ["-m", "datasets.pushing_sim", "--out", data, "--split", "test_seen", "--num", n]
+    subprocess.run([sys.executable, *map(str, cmd)], env=ENV, cwd=ROOT, check=True, capture_output=True)
+    vpn, baseline = (os.path.join(ROOT, "pretrained", m) for m in ("cpu_pushing_sim", "cpu_pushing_sim_baseline"))
+    flags = ("--workdir", vpn, "--against", baseline, "--split", "test_seen", "--num_sequences", n, "--data_dir", data)
+    run_script("evaluate.py", *flags, "--json", tmp_path / "m.json", check=True)
+    got = json.loads((tmp_path / "m.json").read_text())
+    assert got["count"] == int(n) and got["against"]["name"] == "cpu_pushing_sim_baseline"
+    # Physics could differ in the last bits between hosts: the tolerance allows that, not another scene.
+    assert got["nats_per_dim"] == pytest.approx(expected, abs=0.02)
+    assert got["against"]["difference"] == pytest.approx(difference, abs=0.01)
+    for d in (vpn, baseline):
+        assert sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(d) for f in fs) <= 5 * 2**20

@@ -246,3 +246,24 @@ def test_encoder_rejects_bad_arrays():
         rp.encode_push_example(frames, actions[:4], states)
     with pytest.raises(tfr.DataError, match="uint8"):
         rp.encode_push_example(frames.astype(np.float32), actions, states)
+
+
+def test_pipelines_name_the_split_directory_they_miss(tmp_path):
+    """Evaluating a test split needs only its directory; a missing one is named, with how to make it."""
+    import vpn_tf
+    from datasets import pipelines
+
+    (tmp_path / "push_testseen").mkdir()
+    config = vpn_tf.get_config("cpu_pushing_sim", data_dir=str(tmp_path))
+    with pytest.raises(tfr.DataError, match="No record files in .*push_testseen"):  # past the check, to the reader
+        pipelines.eval_dataset(config, "test_seen", 2)
+    with pytest.raises(
+        ValueError, match=r"has no push_testnovel/ directory \(split 'test_novel'\).*--split test_novel"
+    ):
+        pipelines.eval_dataset(config, "test_novel", 2)
+    with pytest.raises(ValueError, match=r"has no push_val/ or push_train/ directory \(split 'validation'\)"):
+        pipelines.eval_dataset(config, "validation", 2)
+    with pytest.raises(ValueError, match=r"has no push_train/ directory \(split 'train'\)"):
+        pipelines.train_dataset(config, seed=0, start=0)
+    with pytest.raises(ValueError, match=r"data_dir=\(unset\)"):
+        pipelines.eval_dataset(config.replace(data_dir=""), "test_seen", 2)

@@ -10,6 +10,11 @@ def _setup(preset, batch=2, **overrides):
     cfg = vpn_tf.get_config(preset, **overrides)
     model = vpn_tf.build_model(cfg)
     rng = np.random.default_rng(0)
+    # Keras starts every bias at zero; the cached decoder moves biases around (`CachedDecoder._prepare`), so the
+    # tests give them values.
+    for v in model.weights:
+        if v.path.endswith("bias"):
+            v.assign(rng.normal(0.0, 0.3, v.shape).astype(v.dtype))
     ctx = rng.integers(0, 256, (batch, cfg.context_frames, 8, 8, cfg.channels)).astype(np.uint8)
     kw = {}
     if cfg.action_dim:
@@ -27,6 +32,9 @@ def _setup(preset, batch=2, **overrides):
         ("tiny", {"block": "relu"}),
         ("tiny_rgb", {"block": "relu", "hidden": 6}),
         ("tiny_rgb", {"first_kernel_size": 7}),  # three rows above the pixel from the row context
+        ("tiny_rgb", {"first_kernel_size": 1}),  # no taps left of or above the pixel in the input layer
+        ("tiny", {"first_kernel_size": 1, "decoder_blocks": 0}),  # no spatial taps at all
+        ("tiny_rgb", {"block": "relu", "context_wiring": "input"}),
         ("tiny_rgb", {"context_wiring": "every_layer"}),
         ("tiny", {"context_wiring": "input"}),
     ],
@@ -149,7 +157,13 @@ def _probabilities(cfg, logits):
 @pytest.mark.parametrize("jit", [False, True])
 @pytest.mark.parametrize(
     "preset, overrides",
-    [("tiny", {}), ("tiny_rgb", {}), ("tiny_rgb", {"block": "relu"}), ("tiny_rgb", {"context_wiring": "every_layer"})],
+    [
+        ("tiny", {}),
+        ("tiny_rgb", {}),
+        ("tiny_rgb", {"block": "relu"}),
+        ("tiny_rgb", {"context_wiring": "every_block"}),
+        ("tiny_rgb", {"block": "relu", "context_wiring": "input", "first_kernel_size": 5}),
+    ],
 )
 def test_cached_sampler_draws_from_the_teacher_forced_conditionals(preset, overrides, jit, loop):
     """Every dimension the cached sampler draws comes from the distribution the model assigns it given everything

@@ -70,6 +70,43 @@ def test_three_steps_through_train_py_write_checkpoints_and_summaries(tmp_path):
     # evaluate.py reads the run back.
     ev = run_script("evaluate.py", "--workdir", tmp_path, "--split", "validation", check=True)
     assert "tiny validation:" in ev.stdout and "nats/frame" in ev.stdout and "lower bound" in ev.stdout
+    # --against: another run scored on the same sequences, the difference with its paired standard error.
+    _train(tmp_path / "other", "--steps", "1")
+    flags = ("--workdir", tmp_path, "--split", "validation", "--num_sequences", "12", "--batch_size", "5")
+    ev = run_script("evaluate.py", *flags, "--against", tmp_path / "other", "--json", tmp_path / "m.json", check=True)
+    m = json.loads((tmp_path / "m.json").read_text())
+    against = m["against"]
+    assert against["workdir"] == str(tmp_path / "other") and m["count"] == 12
+    np.testing.assert_allclose(against["difference"], m["nats_per_frame"] - against["nats_per_frame"], rtol=1e-4)
+    assert 0 < against["difference_stderr"] < m["nats_per_frame_stderr"]  # pairing removes sequence difficulty
+    assert f"{against['difference']:+.4f} nats/frame (paired standard error" in ev.stdout
+    same = run_script("evaluate.py", *flags, "--against", tmp_path, check=True)  # zero difference, zero error
+    assert "+0.0000 nats/frame (paired standard error 0.0000)" in same.stdout
+    _train(tmp_path / "wide", "--steps", "1", "--image_size", "16")
+    bad = run_script("evaluate.py", *flags, "--against", tmp_path / "wide", check=False)
+    assert bad.returncode != 0 and "not comparable on the same sequences (image_size 8 vs 16)" in bad.stderr
+
+
+def test_per_sequence_values_and_their_paired_difference():
+    cfg = vpn_tf.get_config("tiny")
+    model = vpn_tf.build_model(cfg)
+    rng = np.random.default_rng(0)
+    video = rng.integers(0, 256, (7, cfg.num_frames, 8, 8, 1)).astype(np.uint8)
+    ds = tf.data.Dataset.from_tensor_slices({"video": video})
+    values = training.per_sequence_values(cfg, model, ds, batch_size=3)  # batches of 3, 3 and 1, in order
+    assert values.shape == (7,) and values.dtype == np.float64
+    one = training.per_sequence_values(cfg, model, ds.skip(4).take(1))
+    np.testing.assert_allclose(one, values[4:5], rtol=1e-6)
+    metrics = training.evaluate(cfg, model, ds, batch_size=4)
+    np.testing.assert_allclose(values.mean(), metrics["nats_per_frame"], rtol=1e-5)
+    # Exact values: differences 1, 2, 3 -> mean 2, standard deviation 1, standard error 1 / sqrt(3).
+    mean, stderr = training.paired_difference([10.0, 20.0, 30.0], [9.0, 18.0, 27.0])
+    assert mean == 2.0 and stderr == pytest.approx(1 / np.sqrt(3))
+    assert training.paired_difference(values, values) == (0.0, 0.0)
+    with pytest.raises(ValueError, match="paired values need two equal 1-D shapes"):
+        training.paired_difference(values, values[:3])
+    with pytest.raises(training.TrainingError, match="empty"):
+        training.per_sequence_values(cfg, model, ds.take(0))
 
 
 def test_samples_in_tensorboard(tmp_path, config_flags):

@@ -83,15 +83,27 @@ def pixel_noise(config: VPNConfig, seed_t, index, batch, batch_offset=0):
     return tf.reshape(u, shape)
 
 
-def draw(config: VPNConfig, logits, noise, temperature):
-    """Samples uint8 values from logits `[..., K]` with matching uniform `noise` `[..., K]` -> `[...]`."""
+def draw_noise(config: VPNConfig, noise):
+    """What `draw_from` compares the logits with, from uniform `noise`: the noise itself for sigmoid outputs, Gumbel
+    noise for softmax ones. Elementwise, so the row loop transforms a whole row's noise at once."""
+    if config.output == "sigmoid":
+        return noise
+    return -tf.math.log(-tf.math.log(noise))
+
+
+def draw_from(config: VPNConfig, logits, noise, temperature):
+    """Samples uint8 values from logits `[..., K]` with matching `draw_noise` output `[..., K]` -> `[...]`."""
     logits = tf.cast(logits, tf.float32) / temperature
     if config.output == "sigmoid":
         return tf.where(
             noise[..., 0] < tf.sigmoid(logits[..., 0]), tf.constant(255, tf.uint8), tf.constant(0, tf.uint8)
         )
-    gumbel = -tf.math.log(-tf.math.log(noise))
-    return tf.cast(tf.argmax(logits + gumbel, axis=-1), tf.uint8)
+    return tf.cast(tf.argmax(logits + noise, axis=-1), tf.uint8)
+
+
+def draw(config: VPNConfig, logits, noise, temperature):
+    """Samples uint8 values from logits `[..., K]` with matching uniform `noise` `[..., K]` -> `[...]`."""
+    return draw_from(config, logits, draw_noise(config, noise), temperature)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -173,12 +185,12 @@ class _SpatialConv:
 
     - Pixel loop (`write_cache`, `at`): per pixel, write the input into the cache and contract the r + 1 rows
       up to the centre with the kernel. Under XLA the cache updates happen in place and the ops fuse.
-    - Row loop (`above`, `write_row`, `centre`, `store_row`): the taps on the r rows above read inputs that are
-      complete when a row starts, so `above` computes them for the whole row at once; per pixel only the centre
-      row's r + 1 taps (left of and at the pixel) remain, one slice of a small row buffer `[(W + 2r) * cin, B]`
-      (column-major: a pixel's window is a block of consecutive rows) and one matrix product. The finished row
-      goes to the cache once (`store_row`). Fewer and cheaper ops per pixel than the pixel loop, which is what
-      counts without XLA, where each op is dispatched on its own.
+    - Row loop (`above`, `centre`, `next_window`, `store_row`): the taps on the r rows above read inputs that are
+      complete when a row starts, so `above` computes them for the whole row at once. Per pixel only the centre
+      row's r + 1 taps remain: the inputs of the r pixels to the left (a "window" `[B, r * cin]` the loop carries
+      from pixel to pixel: no indexing, no cache written per pixel) and the pixel's own, one matrix product. The
+      finished row goes to the cache once (`store_row`). Few, cheap ops per pixel, which is what counts without
+      XLA, where each op is dispatched on its own.
     """
 
     def __init__(self, layer):
@@ -191,8 +203,10 @@ class _SpatialConv:
         self.cin, self.cout = int(kernel.shape[2]), int(kernel.shape[3])
         self.kernel = kernel[: self.r + 1]  # [r + 1, k, cin, cout]: the rows up to the centre
         self.above_kernel = kernel[: self.r]  # [r, k, cin, cout]
-        # The centre row's taps at and left of the centre (those right of it are masked), one row per (tap, cin).
+        # The centre row's taps at and left of the centre (those right of it are masked), one row per (tap, cin),
+        # taps left to right: the layout of [window, current input].
         self.centre_kernel = tf.reshape(kernel[self.r, : self.r + 1], [(self.r + 1) * self.cin, self.cout])
+        self.left_kernel = self.centre_kernel[: self.r * self.cin]  # the taps left of the centre only
         self.bias = _bias(layer)
 
     def empty_cache(self, batch, size, channels, dtype):
@@ -212,17 +226,8 @@ class _SpatialConv:
     # --- row loop ---
 
     @property
-    def index_key(self):
-        return (self.r, self.cin)
-
-    def pixel_indices(self, j):
-        """Per-pixel index tensors, shared by every convolution with the same `index_key`: where pixel j's input
-        goes in the row buffer, and where its window starts."""
-        first = (j + self.r) * self.cin
-        return tf.reshape(first + tf.range(self.cin), [self.cin, 1]), tf.stack([j * self.cin, 0])
-
-    def empty_row(self, cache):
-        return tf.zeros([cache.shape[1] * self.cin, tf.shape(cache)[2]], cache.dtype)
+    def window_width(self):
+        return self.r * self.cin
 
     def above(self, cache, i):
         """The bias plus the taps on rows i - r .. i - 1 for every pixel of row i: `[W, B, cout]`."""
@@ -233,23 +238,55 @@ class _SpatialConv:
         shifted = tf.stack([strip[:, w : w + size] for w in range(self.k)], axis=1)  # [r, k, W, B, cin]
         return tf.einsum("hkwbc,hkcd->wbd", shifted, self.above_kernel) + self.bias
 
-    def write_row(self, row, indices, value):
-        """Stores `value` [B, cin] as the current row's input at the pixel of `pixel_indices(j)`."""
-        return tf.tensor_scatter_nd_update(row, indices[0], tf.transpose(value))
+    def centre(self, window, current, weights, n):
+        """The centre row's taps at the pixel, `[B, cout]` (add the pixel's `above` term), from the `window` of
+        the r inputs to its left and its own input `current` `[B, cin]` (None: zeros), with this convolution's
+        (n-th) kernels in `weights` (see `CachedDecoder.pixel_weights`). None if there are no taps."""
+        if current is None:
+            return tf.matmul(window, weights["left", n]) if self.r else None
+        return tf.matmul(tf.concat([window, current], axis=1) if self.r else current, weights["centre", n])
 
-    def centre(self, row, indices):
-        """The centre row's taps at the pixel: `[B, cout]` (add the pixel's `above` term)."""
-        window = tf.slice(row, indices[1], [(self.r + 1) * self.cin, -1])  # [(r + 1) * cin, B]
-        return tf.matmul(window, self.centre_kernel, transpose_a=True)
+    def next_window(self, window, current):
+        """The pieces of the next pixel's window: this one's without its leftmost input, then `current`."""
+        if self.r == 0:
+            return []
+        return [current] if self.r == 1 else [window[:, self.cin :], current]
 
     def store_row(self, cache, i, row):
-        row = tf.transpose(tf.reshape(row, [cache.shape[1], self.cin, -1]), [0, 2, 1])  # [W + 2r, B, cin]
+        """Writes row i's inputs `[W, B, cin]` into the cache (unread when r = 0: no rows above are used)."""
+        if self.r == 0:
+            return cache
+        row = tf.pad(row, [[self.r, self.r], [0, 0], [0, 0]])
         return tf.tensor_scatter_nd_update(cache, [[i + self.r]], row[None])
 
 
 def _dense(layer):
     """A 1x1 (masked) conv as a matrix for one pixel: (kernel [cin, cout], bias)."""
     return _masked_kernel(layer)[0, 0], _bias(layer)
+
+
+def _pack(tensors: dict):
+    """Stacks the tensors of equal shape and dtype: (stacks, unpack), `unpack(stacks)` -> the same dict.
+
+    For the row loop's pixel body. Without XLA a `tf.while_loop` passes every tensor its body captures from
+    iteration to iteration as a loop variable (Merge, Switch, Identity and NextIteration ops each time); a stack
+    of eight kernels is one such variable plus one Unpack per pixel, which shares the stack's buffer (axis 0,
+    aligned rows: no copy). Worth ~5% of the row loop's time per frame (`cpu_moving_mnist`, batch 1, one core:
+    0.29 vs 0.30-0.31 s, measured once each way twice).
+    """
+    groups = {}
+    for key, t in tensors.items():
+        groups.setdefault((tuple(t.shape), t.dtype), []).append(key)
+    keys = list(groups.values())
+    stacks = [tf.stack([tensors[k] for k in ks]) if len(ks) > 1 else tensors[ks[0]] for ks in keys]
+
+    def unpack(stacks):
+        out = {}
+        for ks, stack in zip(keys, stacks, strict=True):
+            out.update(zip(ks, tf.unstack(stack) if len(ks) > 1 else [stack], strict=True))
+        return out
+
+    return stacks, unpack
 
 
 LOOPS = ("pixel", "row")
@@ -304,8 +341,35 @@ class CachedDecoder:
             else:  # pragma: no cover - only the two block kinds exist
                 raise TypeError(f"unsupported block {type(b).__name__}")
             self.blocks.append(entry)
+        # Constant biases move out of the per-pixel ops. The residual stream is carried shifted by S_k, the sum of
+        # the expand biases of blocks k.. (the frame convolution's bias takes S_0; S_k's share of each block's
+        # input is subtracted again in `additive_maps`), so a block's expand adds no bias; a RMB's reduce bias
+        # and the topmost layer's bias join the frame's additive map. Same function, fewer ops.
+        shift = tf.zeros([2 * self.hidden], self.dtype)
+        for b in reversed(self.blocks):
+            shift = shift + b["expand"][1]
+            b["shift"] = shift  # S_k
+        self.frame_conv.bias = self.frame_conv.bias + shift
         self.top = _dense(dec.head.top)
         self.logits = _dense(dec.head.logits)
+
+    def pixel_weights(self, slots):
+        """The weights the per-pixel ops read, `{(name, index): tensor}` (the row loop packs them: `_pack`)."""
+        w = {}
+        for n, conv in enumerate(self.convs):
+            w["centre", n] = conv.centre_kernel
+            if n == 0 and conv.r:  # the frame's first pass: the pixel's own colours are all still unknown
+                w["left", n] = conv.left_kernel
+        for k, b in enumerate(self.blocks):
+            w["reduce", k] = b["reduce"][0]
+            if b["kind"] == "relu":  # a RMB's reduce bias is in its additive map
+                w["reduce_bias", k] = b["reduce"][1]
+            w["expand", k] = b["expand"][0]
+        w["top", 0] = self.top[0]
+        if "top" not in slots:
+            w["top_bias", 0] = self.top[1]
+        w["logits", 0], w["logits_bias", 0] = self.logits
+        return w
 
     def empty_caches(self, batch):
         """Zero caches: the frame (scaled pixels) and one per spatial convolution input."""
@@ -343,50 +407,65 @@ class CachedDecoder:
         return out
 
     def additive_maps(self, h, cond_t):
-        """Everything a frame adds to the decoder's stream that does not depend on its pixels, as one map
+        """Everything a frame adds to the decoder's layers that does not depend on its pixels, as one map
         `[H, W, B, D]`, the layout `slots` (which of "input", block 0..l-1, "head" and "top" take a piece of D, in
-        that order) and each piece's width. A block's piece is its conditioning bias plus its context map; "input"
-        is the "input" wiring's projection, "top" the "every_layer" map of the head's topmost layer. Pieces that
-        would be zero are left out (no per-pixel op for them)."""
-        ctx = self.context_map(h)
-        size = self.config.image_size
-        width = 2 * self.hidden
+        that order) and each piece's width, for `pixel_logits`.
+
+        Block k's piece is what its branch adds to the residual stream h_k (conditioning bias plus context map),
+        less the shift S_k of the carried stream (see `_prepare`); for a RMB, whose branch starts with a linear
+        1x1 convolution, that convolution of it plus its bias (width c: the reduce then costs one product and one
+        addition per pixel). "input" is the "input" wiring's projection, "head" the head's context map, "top" the
+        "every_layer" map of the head's topmost layer plus that layer's bias."""
+        size, width = self.config.image_size, 2 * self.hidden
+        batch = tf.shape(h)[0]
+        ctx = self.context_map(h)  # [H, W, B, D_ctx]
         biases = self.block_biases(cond_t)
         if self.wiring == "input":
-            slots, pieces = ["input"], [ctx]
-            for k, bias in enumerate(biases):
-                if bias is not None:
-                    slots.append(k)
-                    pieces.append(tf.broadcast_to(bias, [size, size, tf.shape(bias)[0], width]))
-            return tf.concat(pieces, axis=-1), slots, [width] * len(slots)
-        slots = list(range(len(self.blocks))) + ["head"]
-        widths = [width] * len(slots)
-        if self.wiring == "every_layer":
+            pieces, slots = [ctx], ["input"]
+            block_ctx, head, top = [None] * len(self.blocks), None, None
+        else:
+            n = len(self.blocks)
+            sizes = [width] * (n + 1) + ([self.config.top_channels] if self.wiring == "every_layer" else [])
+            parts = tf.split(ctx, sizes, axis=-1)
+            block_ctx, head = parts[:n], parts[n]
+            top = parts[n + 1] if self.wiring == "every_layer" else None
+            pieces, slots = [], []
+        for k, (b, context, bias) in enumerate(zip(self.blocks, block_ctx, biases, strict=True)):
+            added = -b["shift"]
+            for extra in (bias, context):  # [B, 2c] and [H, W, B, 2c]; both broadcast
+                if extra is not None:
+                    added = added + extra
+            if b["kind"] == "rmb":
+                w, bb = b["reduce"]
+                added = tf.tensordot(added, w, axes=1) + bb
+            pieces.append(tf.broadcast_to(added, tf.stack([size, size, batch, added.shape[-1]])))
+            slots.append(k)
+        if head is not None:
+            pieces.append(head)
+            slots.append("head")
+        if top is not None:
+            pieces.append(top + self.top[1])
             slots.append("top")
-            widths.append(self.config.top_channels)
-        if biases[0] is not None:
-            zeros = [tf.zeros([tf.shape(biases[0])[0], w], self.dtype) for w in widths[len(biases) :]]
-            ctx = ctx + tf.concat(biases + zeros, axis=-1)  # broadcast over [H, W]
-        return ctx, slots, widths
+        return tf.concat(pieces, axis=-1), slots, [int(p.shape[-1]) for p in pieces]
 
-    def pixel_logits(self, buffers, conv_out, terms):
+    def pixel_logits(self, buffers, conv_out, terms, weights):
         """One pass through every layer at the current pixel: (logits [B, C, K] float32, updated buffers).
 
         `conv_out(buffers, n, value)` stores `value` `[B, cin]` (unless None) as spatial convolution n's input at
         the pixel and returns (buffers, that convolution's output at the pixel, bias included); the frame's
         buffer (n = 0) must already hold the pixel's known colours. `terms` maps a slot of `additive_maps` to
-        its piece at the pixel (`[B, 2c]`; `[B, top_channels]` for "top").
+        its piece at the pixel; `weights` is `pixel_weights`.
         """
-        buffers, h = conv_out(buffers, 0, None)
+        buffers, h = conv_out(buffers, 0, None)  # the residual stream, shifted by S_0 (see `_prepare`)
         if "input" in terms:
             h = h + terms["input"]
         c = self.hidden
         n = 1
         for k, b in enumerate(self.blocks):
-            x = h + terms[k] if k in terms else h
-            w, bb = b["reduce"]
+            w = weights["reduce", k]
             if b["kind"] == "rmb":
-                r = tf.matmul(x, w) + bb
+                # reduce(h_k + added), bias included (`additive_maps`). AddN, not `+`: see `_row_loop`.
+                r = tf.add_n([tf.matmul(h, w), terms[k]])
                 for _ in b["mus"]:
                     buffers, z = conv_out(buffers, n, r)
                     g, u = tf.split(z, [3 * c, c], axis=-1)
@@ -395,20 +474,18 @@ class CachedDecoder:
                     n += 1
                 out = r
             else:
-                r = tf.nn.relu(tf.matmul(tf.nn.relu(x), w) + bb)
+                r = tf.nn.relu(tf.matmul(tf.nn.relu(h + terms[k]), w) + weights["reduce_bias", k])
                 buffers, z = conv_out(buffers, n, r)
                 out = tf.nn.relu(z)
                 n += 1
-            w, bb = b["expand"]
-            h = h + tf.matmul(out, w) + bb
+            h = h + tf.matmul(out, weights["expand", k])  # the expand bias is in the shift
         if "head" in terms:
             h = h + terms["head"]
-        w, bb = self.top
-        t = tf.matmul(tf.nn.relu(h), w) + bb
-        if "top" in terms:
-            t = t + terms["top"]
-        w, bb = self.logits
-        logits = tf.matmul(tf.nn.relu(t), w) + bb  # [B, K * C], channel j = k * C + colour
+        t = tf.matmul(tf.nn.relu(h), weights["top", 0])
+        t = tf.add_n([t, terms["top"]]) if "top" in terms else t + weights["top_bias", 0]
+        logits = (
+            tf.matmul(tf.nn.relu(t), weights["logits", 0]) + weights["logits_bias", 0]
+        )  # [B, K * C], channel j = k * C + colour
         k, ch = self.config.num_classes, self.config.channels
         if ch > 1:
             logits = tf.transpose(tf.reshape(logits, [-1, k, ch]), [0, 2, 1])
@@ -416,18 +493,18 @@ class CachedDecoder:
             logits = logits[:, None]
         return tf.cast(logits, tf.float32), buffers
 
-    def _draw_pixel(self, buffers, conv_out, write_pixel, terms, noise, temperature, batch):
+    def _draw_pixel(self, buffers, conv_out, write_pixel, terms, weights, noise, temperature, batch):
         """Draws the pixel's colours in order R -> G -> B, one pass through the layers each (the colour groups
-        make pass c exact for colour c). `write_pixel(buffers, pixel)` stores scaled colours `[B, C]` (zeros for
-        those not drawn yet) as the frame's value at the pixel. Returns (buffers, uint8 `[B, C]`, logits
-        `[B, C, K]` each colour was drawn from)."""
+        make pass c exact for colour c). `noise`: the pixel's `draw_noise` `[B, C, K]`. `write_pixel(buffers,
+        pixel)` stores scaled colours `[B, C]` (zeros for those not drawn yet) as the frame's value at the pixel.
+        Returns (buffers, uint8 `[B, C]`, logits `[B, C, K]` each colour was drawn from)."""
         c, ch = self.config, self.config.channels
         drawn, used, known = [], [], []
         for colour in range(ch):
             if colour:  # before the first colour the frame's buffer holds zeros at the pixel already
                 buffers = write_pixel(buffers, tf.concat(known + [tf.zeros([batch, ch - colour], self.dtype)], 1))
-            logits, buffers = self.pixel_logits(buffers, conv_out, terms)
-            v = draw(c, logits[:, colour], noise[:, colour], temperature)
+            logits, buffers = self.pixel_logits(buffers, conv_out, terms, weights)
+            v = draw_from(c, logits[:, colour], noise[:, colour], temperature)
             drawn.append(v)
             used.append(logits[:, colour])
             known.append(scale_pixels(v, self.dtype)[:, None])
@@ -461,6 +538,7 @@ class CachedDecoder:
         self, frame, drawn_from, caches, extra_map, slots, widths, seed_t, temperature, batch, offset, logits
     ):
         c, size = self.config, self.config.image_size
+        weights = self.pixel_weights(slots)  # XLA sees through captures: no packing needed
 
         def body(index, frame, drawn_from, *caches):
             i, j = index // size, index % size
@@ -476,9 +554,9 @@ class CachedDecoder:
                 caches[0] = self.frame_conv.write_cache(caches[0], i, j, pixel)
                 return caches
 
-            noise = pixel_noise(c, seed_t, index, batch, offset)
+            noise = draw_noise(c, pixel_noise(c, seed_t, index, batch, offset))
             caches, values, used = self._draw_pixel(
-                list(caches), conv_out, write_pixel, terms, noise, temperature, batch
+                list(caches), conv_out, write_pixel, terms, weights, noise, temperature, batch
             )
             frame = tf.tensor_scatter_nd_update(frame, [[i, j]], values[None])
             if logits:
@@ -499,6 +577,8 @@ class CachedDecoder:
         c, size, ch = self.config, self.config.image_size, self.config.channels
         names = [("above", n) for n in range(len(self.convs))] + slots
         widths = [conv.cout for conv in self.convs] + widths
+        window_widths = [conv.window_width for conv in self.convs]
+        packed, unpack = _pack(self.pixel_weights(slots))
 
         def row_body(i, frame, drawn_from, *caches):
             # Everything of row i that does not depend on its own pixels, as one [W, B, D] tensor: the spatial
@@ -506,48 +586,57 @@ class CachedDecoder:
             # and one split hand every layer its piece.
             aboves = [conv.above(cache, i) for conv, cache in zip(self.convs, caches, strict=True)]
             row_terms = tf.concat([*aboves, extra_map[i]], axis=-1)
-            noise_row = pixel_noise(c, seed_t, i * size + tf.range(size), batch, offset)  # [W, B, C, K]
+            noise_row = draw_noise(c, pixel_noise(c, seed_t, i * size + tf.range(size), batch, offset))
             values = tf.TensorArray(tf.uint8, size=size, element_shape=[None, ch])
+            # Per pixel, every convolution's window for the next pixel, in one tensor [B, sum of r * cin] (the
+            # last cin columns of each convolution's piece are its input at the pixel: `store_row` reads them).
+            inputs = tf.TensorArray(self.dtype, size=size, element_shape=[None, sum(window_widths)])
+            window = tf.zeros([batch, sum(window_widths)], self.dtype)  # the left "same" padding
 
-            def pixel_body(j, values, drawn_from, *rows):
+            def pixel_body(j, values, drawn_from, inputs, window):
                 terms = dict(zip(names, tf.split(tf.gather(row_terms, j), widths, axis=-1), strict=True))
-                indices = {}
-                for conv in self.convs:
-                    if conv.index_key not in indices:
-                        indices[conv.index_key] = conv.pixel_indices(j)
+                windows = tf.split(window, window_widths, axis=1)
+                weights = unpack(packed)
 
-                def conv_out(rows, n, value):
-                    conv = self.convs[n]
-                    where = indices[conv.index_key]
+                def conv_out(current, n, value):
                     if value is not None:
-                        rows[n] = conv.write_row(rows[n], where, value)
+                        current[n] = value
+                    centre = self.convs[n].centre(windows[n], current[n], weights, n)
+                    if centre is None:
+                        return current, terms["above", n]
                     # AddN, not AddV2: oneDNN's graph rewrite fuses MatMul + AddV2 into a MatMul with a bias and
                     # then rejects the 2-D addend at run time when a batch group has one row ("bias must be
                     # 1-dimensional [1,8]"; seen with TF 2.21, oneDNN on).
-                    return rows, tf.add_n([conv.centre(rows[n], where), terms["above", n]])
+                    return current, tf.add_n([centre, terms["above", n]])
 
-                def write_pixel(rows, pixel):
-                    rows[0] = self.frame_conv.write_row(rows[0], indices[self.frame_conv.index_key], pixel)
-                    return rows
+                def write_pixel(current, pixel):
+                    current[0] = pixel
+                    return current
 
                 noise = tf.gather(noise_row, j)
-                rows, pixel_values, used = self._draw_pixel(
-                    list(rows), conv_out, write_pixel, terms, noise, temperature, batch
+                current, pixel_values, used = self._draw_pixel(
+                    [None] * len(self.convs), conv_out, write_pixel, terms, weights, noise, temperature, batch
                 )
                 values = values.write(j, pixel_values)
                 if logits:
                     drawn_from = drawn_from.write(i * size + j, used)
-                return (j + 1, values, drawn_from, *rows)
+                pieces = [
+                    p for conv, w, x in zip(self.convs, windows, current, strict=True) for p in conv.next_window(w, x)
+                ]
+                window = tf.concat(pieces, axis=1) if pieces else window  # no convolution has taps left
+                return j + 1, values, drawn_from, inputs.write(j, window), window
 
-            rows = [conv.empty_row(cache) for conv, cache in zip(self.convs, caches, strict=True)]
-            out = tf.while_loop(
+            _, values, drawn_from, inputs, _ = tf.while_loop(
                 lambda j, *_: j < size,
                 pixel_body,
-                (tf.constant(0), values, drawn_from, *rows),
+                (tf.constant(0), values, drawn_from, inputs, window),
                 parallel_iterations=1,
             )
-            values, drawn_from, rows = out[1], out[2], out[3:]
-            caches = [conv.store_row(cache, i, row) for conv, cache, row in zip(self.convs, caches, rows, strict=True)]
+            rows = tf.split(inputs.stack(), window_widths, axis=-1)  # [W, B, r * cin] each
+            caches = [
+                conv.store_row(cache, i, row[..., row.shape[-1] - conv.cin :])
+                for conv, cache, row in zip(self.convs, caches, rows, strict=True)
+            ]
             frame = tf.tensor_scatter_nd_update(frame, [[i]], values.stack()[None])
             return (i + 1, frame, drawn_from, *caches)
 

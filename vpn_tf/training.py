@@ -404,6 +404,32 @@ def _mean_and_stderr(total, squares, n):
     return mean, math.sqrt(var / n)
 
 
+def per_sequence_values(config: VPNConfig, model: keras.Model, dataset, batch_size: int | None = None) -> np.ndarray:
+    """The paper's metric of every sequence of an unbatched dataset, in the dataset's order: float64 `[N]`.
+
+    For paired comparisons of two models on the same sequences (`paired_difference`); single-device. The
+    `Evaluator` gives the distributed mean and standard error of one model.
+    """
+    step = tf.function(lambda batch: per_example_nats(config, model.log_prob(**model_inputs(batch))))
+    values = [step(batch).numpy() for batch in dataset.batch(batch_size or config.batch_size)]
+    if not values:
+        raise TrainingError("the evaluation dataset is empty")
+    return np.concatenate(values).astype(np.float64)
+
+
+def paired_difference(a, b) -> tuple[float, float]:
+    """(mean of a - b, its standard error) over paired values (the same sequences scored by two models).
+
+    Sequence difficulty varies far more than the models' difference on a sequence, so the paired standard error
+    is much smaller than either model's own: the test of whether one model beats another."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"paired values need two equal 1-D shapes. Received: {a.shape} and {b.shape}")
+    d = a - b
+    stderr = float(np.std(d, ddof=1) / np.sqrt(d.size)) if d.size > 1 else float("nan")
+    return float(d.mean()), stderr
+
+
 def evaluate(
     config: VPNConfig,
     model: keras.Model,
