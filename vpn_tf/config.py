@@ -82,6 +82,15 @@ class VPNConfig:
     output: str = "sigmoid"
     """"sigmoid": one logit per pixel against grey-level targets (Moving MNIST only, Eq. 5);
     "softmax": 256 logits per colour channel."""
+    binarize_inputs: bool = False
+    """Sigmoid (Moving MNIST) models only; training only. The network reads each training video as binary frames
+    drawn pixel by pixel from the grey levels (Bernoulli(x / 255), fresh every step; "dynamic binarisation"), while
+    the loss stays Eq. 5 against the grey-level targets. Why: Eq. 5 with z = x / 255 is the expected negative
+    log-likelihood of exactly such binary frames, but a network trained on grey inputs is, at sampling time, fed
+    its own binary draws, inputs it never saw (as context frames and, within a frame, as the pixels above and
+    left). With binarised inputs the sampler feeds the network what it was trained on. Not in the paper (it does
+    not say what the network reads); evaluation (`Evaluator`, `evaluate.py`) always feeds the grey frames, the
+    paper's metric. See RESULTS.md for what it changes."""
     action_dim: int = 0
     """Size of the per-frame action vector (5 in the pushing benchmark); 0 disables action conditioning."""
     state_dim: int = 0
@@ -224,6 +233,11 @@ def validate(c: VPNConfig) -> None:
         not (c.output == "sigmoid" and c.channels != 1),
         "The sigmoid output models grey-level targets (Moving MNIST only) and needs channels=1. "
         f"Received: output='sigmoid', channels={c.channels}",
+    )
+    _check(
+        not (c.binarize_inputs and c.output != "sigmoid"),
+        "binarize_inputs draws binary frames from grey levels read as probabilities (the sigmoid output, Eq. 5); "
+        f"a softmax model reads its 256 intensities as they are. Received: binarize_inputs=True, output={c.output!r}",
     )
     for name in ("image_size", "hidden", "encoder_blocks", "lstm_channels", "top_channels", "batch_size", "steps"):
         _check(getattr(c, name) >= 1, f"{name} must be >= 1. Received: {name}={getattr(c, name)}")

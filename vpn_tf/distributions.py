@@ -36,6 +36,13 @@ def sigmoid_cross_entropy(logits, pixels):
     return tf.nn.softplus(logits) - z * logits
 
 
+def binarize(pixels, seed):
+    """Binary pixels (0 or 255, uint8) drawn independently with P(255) = x / 255: a frame the Eq. 5 targets, read
+    as probabilities, could have produced. `seed` is a stateless `[2]` int seed (same seed, same draw)."""
+    z = tf.random.stateless_uniform(tf.shape(pixels), seed, dtype=tf.float32)
+    return tf.where(z < grey_targets(pixels), tf.constant(255, tf.uint8), tf.constant(0, tf.uint8))
+
+
 def binary_entropy(pixels):
     """The per-pixel lower bound of Eq. 5: H(z, z) = -[z log z + (1 - z) log(1 - z)], with 0 log 0 = 0."""
     z = grey_targets(pixels)

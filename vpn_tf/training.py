@@ -272,7 +272,12 @@ def model_inputs(batch: dict) -> dict:
     return {k: batch[k] for k in ("video", "actions", "states") if k in batch}
 
 
-def make_train_step(config: VPNConfig, state: TrainState, strategy: tf.distribute.Strategy, jit: bool = False):
+_BINARIZE_STREAM = 0x42494E  # keeps the binarisation keys apart from other uses of the run's seed
+
+
+def make_train_step(
+    config: VPNConfig, state: TrainState, strategy: tf.distribute.Strategy, jit: bool = False, seed: int = 0
+):
     """A `tf.function` running one synchronous data-parallel step; returns the new global step (a tensor).
 
     Each replica's loss is its examples' summed loss divided by the *global* batch size, so the summed gradient is the
@@ -283,13 +288,22 @@ def make_train_step(config: VPNConfig, state: TrainState, strategy: tf.distribut
 
     With `jit`, each replica's forward and backward pass is one XLA computation (XLA compiles a single device's
     program; the all-reduce and the update run outside it), so `jit` works with any replica count.
+
+    With `config.binarize_inputs` the network reads binary frames drawn from the batch's grey levels and is scored
+    against the grey levels; the draw's key folds `seed`, the global step and the replica id together, so it is the
+    same after an exact resume and differs between replicas.
     """
     model, optimizer = state.model, state.optimizer
     scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
 
-    def forward_backward(batch):
+    def forward_backward(batch, key):
         with tf.GradientTape() as tape:
-            log_prob = model.log_prob(**model_inputs(batch), training=True)
+            if config.binarize_inputs:
+                inputs = dict(model_inputs(batch), video=distributions.binarize(batch["video"], key))
+                logits = model.conditional_logits(**inputs, training=True)
+                log_prob = distributions.log_prob(logits, batch["video"][:, config.context_frames :], config.output)
+            else:
+                log_prob = model.log_prob(**model_inputs(batch), training=True)
             loss = tf.reduce_sum(per_example_loss(config, log_prob)) / config.batch_size
             objective = optimizer.scale_loss(loss) if scaled else loss
         grads = tape.gradient(objective, model.trainable_variables)
@@ -300,8 +314,12 @@ def make_train_step(config: VPNConfig, state: TrainState, strategy: tf.distribut
         forward_backward = tf.function(forward_backward, jit_compile=True)
 
     def replica_step(batch):
-        loss, metric, grads = forward_backward(batch)
-        grads = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, grads)
+        context = tf.distribute.get_replica_context()
+        key = tf.random.experimental.stateless_fold_in(
+            tf.random.experimental.stateless_fold_in([seed, _BINARIZE_STREAM], state.step), context.replica_id_in_sync_group
+        )
+        loss, metric, grads = forward_backward(batch, key)
+        grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
         true_grads = [g / optimizer.dynamic_scale for g in grads] if scaled else grads
         norm = tf.linalg.global_norm(true_grads)
         if config.grad_clip_norm > 0:
@@ -528,7 +546,7 @@ def train_and_evaluate(
     start = int(state.data_position.numpy())
     dist_ds = strategy.distribute_datasets_from_function(train_dataset_fn(start))
     iterator = iter(dist_ds)
-    train_step = make_train_step(config, state, strategy, jit)
+    train_step = make_train_step(config, state, strategy, jit, seed)
     evaluator = Evaluator(config, state.model, strategy)
     writers = {
         k: tf.summary.create_file_writer(os.path.join(own_dir, k) if chief else os.path.join(own_dir, "tb", k))
