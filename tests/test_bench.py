@@ -5,6 +5,8 @@ No timing is asserted: the machines are shared and noisy.
 
 import json
 
+import pytest
+
 from bench.common import interleaved
 from bench.train_step import run
 from vpn_tf import get_config
@@ -105,3 +107,44 @@ def test_context_ablation_zeroes_only_the_decoders_context():
             logits = model.decoder(zeros)
         expected = vpn_tf.distributions.log_prob(logits[:, None], video[:, n : n + 1], config.output).numpy()
         np.testing.assert_allclose(ablated[:, :1], expected, atol=1e-5)
+
+
+def test_action_rotation_and_the_motion_split():
+    """Rotated actions belong to the next sequence (the last gets the first's), nothing else changes; the moving and
+    static dimensions partition every predicted dimension, so their nats recombine to the model's mean."""
+    import numpy as np
+    import tensorflow as tf
+
+    import vpn_tf
+    from bench.context_ablation import moving_mask, nats_by_motion, rotate_actions
+
+    rng = np.random.default_rng(0)
+    videos = rng.integers(0, 256, (3, 4, 8, 8, 3)).astype(np.uint8)
+    actions = rng.normal(size=(3, 4, 5)).astype(np.float32)
+    dataset = tf.data.Dataset.from_tensor_slices({"video": videos, "actions": actions})
+    rotated = list(rotate_actions(dataset).as_numpy_iterator())
+    for i, example in enumerate(rotated):
+        np.testing.assert_array_equal(example["video"], videos[i])
+        np.testing.assert_array_equal(example["actions"], actions[(i + 1) % 3])
+
+    video = np.zeros((1, 3, 2, 2, 3), np.uint8)
+    video[0, 1, 0, 0, 2] = 9  # changes by 9 in blue: moving in every colour of that pixel
+    video[0, 2, 1, 1, 0] = 8  # by 8 only: not more than the threshold
+    mask = moving_mask(video, 1, 8)
+    assert mask.shape == (1, 2, 2, 2, 3)
+    assert mask[0, 0, 0, 0].all() and mask[0, 1, 0, 0].all()  # frame 2 is back to 0 at (0, 0): a change of 9 again
+    assert mask.sum() == 6
+
+    config = vpn_tf.get_config("tiny", batch_size=2)
+    model = vpn_tf.build_model(config)
+    grey = tf.data.Dataset.from_tensor_slices(
+        {"video": rng.integers(0, 256, (3, config.num_frames, 8, 8, 1)).astype(np.uint8)}
+    )
+    split = nats_by_motion(config, model, grey, threshold=100)
+    assert 0 < split["moving_fraction"] < 1
+    log_prob = np.concatenate([model.log_prob(b["video"]).numpy() for b in grey.batch(2)])
+    recombined = (
+        split["moving_fraction"] * split["moving_nats_per_dim"]
+        + (1 - split["moving_fraction"]) * split["static_nats_per_dim"]
+    )
+    assert recombined == pytest.approx(-log_prob.astype(np.float64).mean(), rel=1e-6)

@@ -90,3 +90,9 @@ def test_boolean_fields_work_as_bare_flags(argv, remat, hidden):
     cli.add_config_flags(parser)
     config = cli.config_from_args(parser.parse_args(argv), "tiny")
     assert config.remat is remat and config.hidden == hidden
+
+
+def test_binarize_inputs_is_for_the_sigmoid_output_only():
+    assert vpn_tf.get_config("tiny", binarize_inputs=True).binarize_inputs
+    with pytest.raises(ValueError, match="binarize_inputs.*output='softmax'"):
+        vpn_tf.get_config("tiny_rgb", binarize_inputs=True)

@@ -68,3 +68,20 @@ def test_reductions_and_lower_bound():
 def test_log_prob_dispatch():
     with pytest.raises(ValueError, match="output"):
         D.log_prob(np.zeros((1, 1, 1), "float32"), np.zeros((1, 1), np.uint8), "gaussian")
+
+
+def test_binarize_draws_binary_pixels_with_the_grey_level_as_probability():
+    levels = np.array([0, 1, 64, 128, 254, 255], np.uint8)
+    pixels = np.tile(levels, (20000, 1))
+    out = D.binarize(pixels, [3, 4]).numpy()
+    assert out.dtype == np.uint8 and set(np.unique(out)) == {0, 255}
+    assert np.all(out[:, 0] == 0) and np.all(out[:, -1] == 255)  # the two ends are certain
+    freq = (out == 255).mean(0)
+    p = levels / 255.0
+    stderr = np.sqrt(p * (1 - p) / len(pixels))
+    assert np.all(np.abs(freq - p) <= 5 * stderr + 1e-12), (freq, p)
+    # Stateless: the same seed draws the same pixels, another seed other ones; pixels are drawn independently.
+    np.testing.assert_array_equal(out, D.binarize(pixels, [3, 4]).numpy())
+    assert not np.array_equal(out, D.binarize(pixels, [3, 5]).numpy())
+    half = out[:, 3] == 255
+    assert abs(half[::2].mean() - half[1::2].mean()) < 0.03 and abs(np.corrcoef(half[::2], half[1::2])[0, 1]) < 0.03

@@ -275,6 +275,12 @@ def model_inputs(batch: dict) -> dict:
 _BINARIZE_STREAM = 0x42494E  # keeps the binarisation keys apart from other uses of the run's seed
 
 
+def binarization_key(seed: int, step, replica):
+    """The stateless key of the frames a `binarize_inputs` step draws: one per (run seed, global step, replica)."""
+    step_key = tf.random.experimental.stateless_fold_in([seed, _BINARIZE_STREAM], tf.cast(step, tf.int64))
+    return tf.random.experimental.stateless_fold_in(step_key, tf.cast(replica, tf.int64))
+
+
 def make_train_step(
     config: VPNConfig, state: TrainState, strategy: tf.distribute.Strategy, jit: bool = False, seed: int = 0
 ):
@@ -315,9 +321,7 @@ def make_train_step(
 
     def replica_step(batch):
         context = tf.distribute.get_replica_context()
-        key = tf.random.experimental.stateless_fold_in(
-            tf.random.experimental.stateless_fold_in([seed, _BINARIZE_STREAM], state.step), context.replica_id_in_sync_group
-        )
+        key = binarization_key(seed, state.step, context.replica_id_in_sync_group)
         loss, metric, grads = forward_backward(batch, key)
         grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
         true_grads = [g / optimizer.dynamic_scale for g in grads] if scaled else grads
