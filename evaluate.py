@@ -50,6 +50,15 @@ def main(argv=None):
         help="with --ink: also one-step samples from the true context (grey and binarised) and the teacher-forced "
         "expected ink, per predicted frame (vpn_tf.sampling.ink_diagnostics: where sampled ink goes missing)",
     )
+    parser.add_argument(
+        "--binary_inputs",
+        type=int,
+        default=None,
+        metavar="SEED",
+        help="sigmoid (Moving MNIST) models: the network reads binary frames drawn from the grey levels with this "
+        "seed and is scored against the grey levels (what a --binarize_inputs model trains on; one draw per "
+        "sequence). Default: it reads the grey frames, the paper's metric",
+    )
     args = cli.parse_known(parser, argv)
 
     from datasets import pipelines
@@ -59,7 +68,9 @@ def main(argv=None):
         config, model = training.restore_model(args.workdir, args.checkpoint)
         if args.data_dir:
             config = config.replace(data_dir=args.data_dir)
-        ds = pipelines.eval_dataset(config, args.split, args.num_sequences)
+        if args.binary_inputs is not None and config.output != "sigmoid":
+            raise ValueError(f"--binary_inputs is for sigmoid (grey-level) models; {args.workdir} has a softmax")
+        ds = pipelines.eval_dataset(config, args.split, args.num_sequences, binary_seed=args.binary_inputs)
         metrics = training.evaluate(config, model, ds, args.batch_size, progress=True)
     except (training.TrainingError, ValueError, FileNotFoundError) as e:
         raise SystemExit(f"error: {e}") from None
@@ -68,6 +79,9 @@ def main(argv=None):
     line += f" (standard error {metrics[name + '_stderr']:.3f}, {metrics['count']} sequences)"
     if "lower_bound" in metrics:
         line += f"; lower bound {metrics['lower_bound']:.2f}"
+    if args.binary_inputs is not None:
+        line += f"; the network read binary frames drawn with seed {args.binary_inputs}"
+        metrics["binary_inputs_seed"] = args.binary_inputs
     print(line)
     if f"{name}_channel" in metrics:
         per = zip("RGB", metrics[f"{name}_channel"], metrics[f"{name}_channel_stderr"], strict=False)
@@ -82,7 +96,10 @@ def main(argv=None):
         _check_comparable(config, other_config, args.against)
         mine = training.per_sequence_values(config, model, ds, args.batch_size)
         theirs = training.per_sequence_values(
-            other_config, other, pipelines.eval_dataset(other_config, args.split, args.num_sequences), args.batch_size
+            other_config,
+            other,
+            pipelines.eval_dataset(other_config, args.split, args.num_sequences, binary_seed=args.binary_inputs),
+            args.batch_size,
         )
         try:
             diff, stderr = training.paired_difference(mine, theirs)

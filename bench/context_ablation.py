@@ -6,9 +6,10 @@ tensor that the decoder reads (the ConvLSTM output, a function of the past frame
 VPN's decoder predicts each frame from its own earlier pixels (and the actions) alone and the baseline from nothing
 but the actions; and, for action-conditional models, with every sequence given the actions of the next sequence
 (real action sequences that do not belong to the video: what the actions are worth to the model). Each ablation is
-reported with its paired difference from the model as trained (per-sequence, with a standard error), per colour for
-RGB configs, and split into "moving" dimensions (their pixel differs from the previous frame by more than
-`--motion_threshold` in some colour: where the arm and the pushed objects are) and "static" ones.
+reported with its paired difference from the model as trained (ablated minus as trained, per sequence, with a
+standard error), per colour for RGB configs, and split into "moving" dimensions (their pixel differs from the
+previous frame by more than `--motion_threshold` in some colour: where the arm and the pushed objects are) and
+"static" ones.
 """
 
 from __future__ import annotations
@@ -38,12 +39,18 @@ def zero_context(model):
         del decoder.call  # back to the class's method
 
 
-def rotate_actions(dataset):
-    """Each sequence of an unbatched dataset with the actions of the next one (the last with the first one's)."""
-    import tensorflow as tf
-
-    rotated = dataset.skip(1).concatenate(dataset.take(1))
-    return tf.data.Dataset.zip((dataset, rotated)).map(lambda own, other: {**own, "actions": other["actions"]})
+def rotate_actions(batches: list[dict]) -> list[dict]:
+    """The same batches with every sequence given the actions of the next sequence (the last the first one's)."""
+    actions = np.concatenate([b["actions"] for b in batches])
+    if len(actions) < 2:
+        raise ValueError(f"rotating actions between sequences needs at least 2 sequences; received {len(actions)}")
+    rolled = np.roll(actions, -1, axis=0)
+    out, i = [], 0
+    for b in batches:
+        n = len(b["actions"])
+        out.append({**b, "actions": rolled[i : i + n]})
+        i += n
+    return out
 
 
 def moving_mask(video, context_frames: int, threshold: int):
@@ -54,23 +61,41 @@ def moving_mask(video, context_frames: int, threshold: int):
     return np.broadcast_to(change, v[:, context_frames:].shape)
 
 
-def nats_by_motion(config, model, dataset, threshold: int, batch_size: int | None = None) -> dict:
-    """Nats per dimension over the moving and the static dimensions of an unbatched dataset (`moving_mask`)."""
+def _mean_and_stderr(values):
+    """Mean over sequences (axis 0) and its standard error, as Python floats (or lists of them per colour)."""
+    values = np.asarray(values, np.float64)
+    return values.mean(0).tolist(), (values.std(0, ddof=1) / np.sqrt(len(values))).tolist()
+
+
+def score(config, model, batches: list[dict], threshold: int) -> tuple[dict, np.ndarray]:
+    """One pass over `batches`: the metric's mean and standard error over sequences, per colour for RGB, and the
+    nats per dimension over the moving and the static dimensions (`moving_mask`); and the per-sequence values."""
+    import tensorflow as tf
+
     from vpn_tf import training
 
+    log_prob_fn = tf.function(lambda batch: training.batch_log_prob(config, model, batch))
+    per_sequence, per_colour = [], []
     nats = {"moving": 0.0, "static": 0.0}
     count = {"moving": 0, "static": 0}
-    for batch in dataset.batch(batch_size or config.batch_size):
-        log_prob = model.log_prob(**training.model_inputs(batch)).numpy().astype(np.float64)
-        mask = moving_mask(batch["video"].numpy(), config.context_frames, threshold)
-        for name, where in (("moving", mask), ("static", ~mask)):
-            nats[name] -= log_prob[where].sum()
-            count[name] += int(where.sum())
-    total = count["moving"] + count["static"]
-    out = {"moving_fraction": count["moving"] / total}
-    for name in nats:
-        out[f"{name}_nats_per_dim"] = nats[name] / count[name] if count[name] else float("nan")
-    return out
+    for batch in batches:
+        log_prob = log_prob_fn(batch).numpy().astype(np.float64)  # [B, T_pred, H, W, C]
+        per_sequence.append(training.per_example_nats(config, log_prob).numpy())
+        per_colour.append(-log_prob.mean(axis=(1, 2, 3)))
+        mask = moving_mask(batch["video"], config.context_frames, threshold)
+        for part, where in (("moving", mask), ("static", ~mask)):
+            nats[part] -= log_prob[where].sum()
+            count[part] += int(where.sum())
+    per_sequence = np.concatenate(per_sequence)
+    name = training.metric_name(config)
+    out = {}
+    out[name], out[f"{name}_stderr"] = _mean_and_stderr(per_sequence)
+    if config.channels > 1:
+        out[f"{name}_channel"], out[f"{name}_channel_stderr"] = _mean_and_stderr(np.concatenate(per_colour))
+    out["moving_fraction"] = count["moving"] / (count["moving"] + count["static"])
+    for part in nats:
+        out[f"{part}_nats_per_dim"] = nats[part] / count[part] if count[part] else float("nan")
+    return out, per_sequence
 
 
 def main(argv=None):
@@ -96,23 +121,21 @@ def main(argv=None):
         config, model = training.restore_model(workdir)
         if args.data_dir:
             config = config.replace(data_dir=args.data_dir)
-        name = training.metric_name(config)
         dataset = pipelines.eval_dataset(config, args.split, args.num_sequences)
-        variants = {"with_context": (dataset, contextlib.nullcontext), "context_zeroed": (dataset, zero_context)}
+        batches = list(dataset.batch(args.batch_size or config.batch_size).as_numpy_iterator())
+        variants = {"with_context": (batches, contextlib.nullcontext), "context_zeroed": (batches, zero_context)}
         if config.action_dim:
-            variants["actions_rotated"] = (rotate_actions(dataset), contextlib.nullcontext)
+            variants["actions_rotated"] = (rotate_actions(batches), contextlib.nullcontext)
         record = {"bench": "context_ablation", "workdir": workdir, "model": config.model, "split": args.split}
         per_sequence = {}
         for label, (data, ablation) in variants.items():
             with ablation(model):
-                m = training.evaluate(config, model, data, args.batch_size)
-                per_sequence[label] = training.per_sequence_values(config, model, data, args.batch_size)
-                motion = nats_by_motion(config, model, data, args.motion_threshold, args.batch_size)
-            record[label] = {k: m[k] for k in m if k.startswith(name)} | motion
+                record[label], per_sequence[label] = score(config, model, data, args.motion_threshold)
             if label != "with_context":
-                diff = training.paired_difference(per_sequence[label], per_sequence["with_context"])
-                record[label]["paired_difference"] = list(diff)
-        record["count"] = m["count"]
+                # Ablated minus as trained, paired by sequence: positive = the ablation costs that many nats.
+                mean, stderr = training.paired_difference(per_sequence[label], per_sequence["with_context"])
+                record[label]["paired_difference"] = {"mean": mean, "stderr": stderr}
+        record["count"] = len(per_sequence["with_context"])
         record["motion_threshold"] = args.motion_threshold
         records.append(emit({**record, **machine()}))
     return records

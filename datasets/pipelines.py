@@ -1,6 +1,8 @@
 """Turns a `VPNConfig` into tf.data pipelines of model inputs (the Parser step; decoding lives in each dataset).
 
-Elements are dicts {"video": uint8 [T, H, W, C]} plus "actions" / "states" for conditional configs. Splits:
+Elements are dicts {"video": uint8 [T, H, W, C]} plus "actions" / "states" for conditional configs, and
+"binary_video" (binary frames drawn from "video"'s grey levels, what a `binarize_inputs` network reads) for training
+streams of `binarize_inputs` configs and for evaluation sets asked for with `binary_seed`. Splits:
 - Moving MNIST: "train" (the infinite stream of MNIST training digits), "validation" (a fixed set of sequences of
   MNIST *training* digits from a seed space the training stream never uses: it drives the learning-rate plateau and
   never touches test digits), "test" (the fixed 10,000-sequence test set of MNIST test digits).
@@ -12,9 +14,27 @@ from __future__ import annotations
 import tensorflow as tf
 
 from datasets import moving_mnist, robot_pushing
+from vpn_tf import distributions
 from vpn_tf.config import VPNConfig
 
 VALIDATION_SEED = 7_041_977  # even seeds of MNIST *train* digits: disjoint from the training stream's odd seeds
+_BINARY_SALT = 0x42494E  # keeps the binarisation keys apart from the other uses of a run's seed
+
+
+def with_binary_frames(ds, seed: int, first: int = 0, step: int = 1):
+    """Adds "binary_video" to each element of `ds`: its video's pixels drawn as 0 or 255 with P(255) = x / 255.
+
+    Element j is position `first + j * step` of its stream and its draw is keyed by (seed, position) alone, so a
+    sequence gets the same binary frames however the stream is sharded over input pipelines and replicas, with or
+    without XLA, and after an exact resume.
+    """
+    positions = tf.data.Dataset.range(first, 2**62, step)
+
+    def add(ex, position):
+        key = tf.random.experimental.stateless_fold_in(tf.constant([seed, _BINARY_SALT], tf.int64), position)
+        return {**ex, "binary_video": distributions.binarize(ex["video"], key)}
+
+    return tf.data.Dataset.zip((ds, positions)).map(add, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def splits(config: VPNConfig) -> tuple[str, ...]:
@@ -95,11 +115,24 @@ def train_dataset(config: VPNConfig, seed: int, start: int, shard_index: int = 0
             shard_index=shard_index,
             num_shards=num_shards,
         )
-    return ds.map(lambda ex: _select(config, ex, config.num_frames))
+    ds = ds.map(lambda ex: _select(config, ex, config.num_frames))
+    if config.binarize_inputs:
+        # Moving MNIST: the global stream position (see above), so the draws do not depend on the replica layout.
+        ds = with_binary_frames(ds, seed, start + shard_index, num_shards)
+    return ds
 
 
-def eval_dataset(config: VPNConfig, split: str, num_sequences: int | None = None, cache_dir: str | None = None):
+def eval_dataset(
+    config: VPNConfig,
+    split: str,
+    num_sequences: int | None = None,
+    cache_dir: str | None = None,
+    binary_seed: int | None = None,
+):
     """The first `num_sequences` (all if None) of a held-out split, in a fixed order, unbatched.
+
+    With `binary_seed`, each sequence also carries "binary_video", drawn with that seed (`with_binary_frames`): the
+    network then reads binary frames and is scored against the grey levels (`training.batch_log_prob`).
 
     Moving MNIST sequences have `eval_num_frames` frames; pushing evaluation keeps `eval_num_frames` frames, actions
     for all of them and states for the context frames only (§6.1).
@@ -118,7 +151,8 @@ def eval_dataset(config: VPNConfig, split: str, num_sequences: int | None = None
         _check_data_dir(config, split)
         ds = robot_pushing.eval_dataset(config.data_dir, split, config.eval_num_frames, config.context_frames)
         ds = ds.map(lambda ex: _select(config, ex, config.eval_num_frames))
-    return ds.take(num_sequences) if num_sequences else ds
+    ds = ds.take(num_sequences) if num_sequences else ds
+    return ds if binary_seed is None else with_binary_frames(ds, binary_seed)
 
 
 def distributed_train_dataset_fn(config: VPNConfig, seed: int, start: int):

@@ -110,22 +110,22 @@ def test_context_ablation_zeroes_only_the_decoders_context():
 
 
 def test_action_rotation_and_the_motion_split():
-    """Rotated actions belong to the next sequence (the last gets the first's), nothing else changes; the moving and
-    static dimensions partition every predicted dimension, so their nats recombine to the model's mean."""
+    """Rotated actions belong to the next sequence (the last gets the first's), nothing else changes; the motion
+    mask marks exactly the dimensions whose pixel changed; `score` splits the model's nats over them."""
     import numpy as np
-    import tensorflow as tf
 
     import vpn_tf
-    from bench.context_ablation import moving_mask, nats_by_motion, rotate_actions
+    from bench.context_ablation import moving_mask, rotate_actions, score
 
     rng = np.random.default_rng(0)
     videos = rng.integers(0, 256, (3, 4, 8, 8, 3)).astype(np.uint8)
     actions = rng.normal(size=(3, 4, 5)).astype(np.float32)
-    dataset = tf.data.Dataset.from_tensor_slices({"video": videos, "actions": actions})
-    rotated = list(rotate_actions(dataset).as_numpy_iterator())
-    for i, example in enumerate(rotated):
-        np.testing.assert_array_equal(example["video"], videos[i])
-        np.testing.assert_array_equal(example["actions"], actions[(i + 1) % 3])
+    batches = [{"video": videos[:2], "actions": actions[:2]}, {"video": videos[2:], "actions": actions[2:]}]
+    rotated = rotate_actions(batches)
+    np.testing.assert_array_equal(np.concatenate([b["actions"] for b in rotated]), actions[[1, 2, 0]])
+    np.testing.assert_array_equal(np.concatenate([b["video"] for b in rotated]), videos)
+    with pytest.raises(ValueError, match="at least 2 sequences"):
+        rotate_actions([{"video": videos[:1], "actions": actions[:1]}])
 
     video = np.zeros((1, 3, 2, 2, 3), np.uint8)
     video[0, 1, 0, 0, 2] = 9  # changes by 9 in blue: moving in every colour of that pixel
@@ -135,16 +135,59 @@ def test_action_rotation_and_the_motion_split():
     assert mask[0, 0, 0, 0].all() and mask[0, 1, 0, 0].all()  # frame 2 is back to 0 at (0, 0): a change of 9 again
     assert mask.sum() == 6
 
+    # A video whose only change after the context is one pixel at the first predicted frame: 1 of the predicted
+    # dimensions moves; moving and static nats recombine to the model's mean.
     config = vpn_tf.get_config("tiny", batch_size=2)
     model = vpn_tf.build_model(config)
-    grey = tf.data.Dataset.from_tensor_slices(
-        {"video": rng.integers(0, 256, (3, config.num_frames, 8, 8, 1)).astype(np.uint8)}
+    still = np.repeat(rng.integers(0, 256, (2, 1, 8, 8, 1)).astype(np.uint8), config.num_frames, axis=1)
+    still[0, config.context_frames :, 3, 4] ^= 0xFF  # a change of at least 1: > threshold 0 from that frame on
+    out, per_sequence = score(config, model, [{"video": still}], threshold=0)
+    predicted = 2 * (config.num_frames - config.context_frames) * 8 * 8
+    assert out["moving_fraction"] == pytest.approx(1 / predicted)
+    log_prob = model.log_prob(still).numpy().astype(np.float64)
+    assert out["moving_nats_per_dim"] == pytest.approx(-log_prob[0, 0, 3, 4, 0], rel=1e-5)
+    f = out["moving_fraction"]
+    recombined = f * out["moving_nats_per_dim"] + (1 - f) * out["static_nats_per_dim"]
+    assert recombined == pytest.approx(-log_prob.mean(), rel=1e-6)
+    np.testing.assert_allclose(per_sequence, -log_prob.sum(axis=(2, 3, 4)).mean(1), rtol=1e-5)
+    assert out["nats_per_frame"] == pytest.approx(per_sequence.mean())
+
+
+def test_context_ablation_main_reports_every_ablation_with_its_paired_difference(tmp_path):
+    """`python -m bench.context_ablation` on a one-step tiny run: both variants, paired differences with the sign
+    of ablated minus as trained."""
+    import subprocess
+    import sys
+
+    from tests.scripts import ENV, ROOT, run_script
+
+    run_script(
+        "train.py",
+        "--config",
+        "tiny",
+        "--steps",
+        "1",
+        "--no_progress",
+        "--no_samples",
+        "--workdir",
+        tmp_path / "run",
+        check=True,
     )
-    split = nats_by_motion(config, model, grey, threshold=100)
-    assert 0 < split["moving_fraction"] < 1
-    log_prob = np.concatenate([model.log_prob(b["video"]).numpy() for b in grey.batch(2)])
-    recombined = (
-        split["moving_fraction"] * split["moving_nats_per_dim"]
-        + (1 - split["moving_fraction"]) * split["static_nats_per_dim"]
-    )
-    assert recombined == pytest.approx(-log_prob.astype(np.float64).mean(), rel=1e-6)
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench.context_ablation",
+        "--workdir",
+        str(tmp_path / "run"),
+        "--split",
+        "validation",
+        "--num_sequences",
+        "3",
+    ]
+    out = subprocess.run(cmd, env=ENV, cwd=ROOT, capture_output=True, text=True, check=True)
+    record = json.loads(out.stdout.strip().splitlines()[-1])
+    assert record["count"] == 3 and "actions_rotated" not in record
+    full, ablated = record["with_context"], record["context_zeroed"]
+    diff = ablated["paired_difference"]
+    assert diff["mean"] == pytest.approx(ablated["nats_per_frame"] - full["nats_per_frame"], abs=1e-6)
+    assert diff["stderr"] >= 0 and 0 <= full["moving_fraction"] <= 1

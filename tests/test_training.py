@@ -389,42 +389,34 @@ def test_binarized_inputs_step_reads_binary_frames_and_scores_the_grey_levels():
     config = get_config("tiny", batch_size=2, binarize_inputs=True)
     rng = np.random.default_rng(0)
     video = rng.integers(0, 256, (2, config.num_frames, config.image_size, config.image_size, 1), dtype=np.uint8)
+    binary = D.binarize(video, [1, 2])
+    batch = {"video": tf.constant(video), "binary_video": binary}
     strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
-
-    def one_step(config, seed, step0=0):
-        with strategy.scope():
-            keras.utils.set_random_seed(0)
-            state = training.create_train_state(config)
-        state.step.assign(step0)
-        model = state.model
-        # What the step should compute, from the weights before it: the network reads the frames drawn with the
-        # key of (seed, step, replica) and is scored against the grey levels.
-        binary = D.binarize(video, training.binarization_key(seed, step0, 0))
-        grey_targets = video[:, config.context_frames :]
-        expected = {
-            "drawn": D.log_prob(model.conditional_logits(binary), grey_targets, "sigmoid"),
-            "grey inputs": model.log_prob(tf.constant(video)),
-            "binary targets": D.log_prob(
-                model.conditional_logits(binary), binary[:, config.context_frames :], "sigmoid"
-            ),
-        }
-        expected = {k: float(np.sum(training.per_example_loss(config, v))) / 2 for k, v in expected.items()}
-        training.make_train_step(config, state, strategy, seed=seed)({"video": tf.constant(video)})
-        return state.metrics.read()["loss"], expected, [v.numpy() for v in model.trainable_variables]
-
-    loss, expected, weights = one_step(config, seed=7)
-    assert loss == pytest.approx(expected["drawn"], rel=1e-5)
-    # The three readings differ, so the comparison above can tell them apart.
-    assert abs(expected["drawn"] - expected["grey inputs"]) > 1e-3 * abs(expected["grey inputs"])
-    assert abs(expected["drawn"] - expected["binary targets"]) > 1e-3 * abs(expected["drawn"])
-    # Another step draws other frames; the same seed and step draw the same (exact resume).
-    later_loss, later, _ = one_step(config, seed=7, step0=5)
-    assert later_loss == pytest.approx(later["drawn"], rel=1e-5) and later["drawn"] != expected["drawn"]
-    again = one_step(config, seed=7)[2]
-    assert all(np.array_equal(a, b) for a, b in zip(weights, again, strict=True))
-    # Off by default: the same step then reads the grey levels.
-    loss, expected, _ = one_step(config.replace(binarize_inputs=False), seed=7)
-    assert loss == pytest.approx(expected["grey inputs"], rel=1e-5)
+    with strategy.scope():
+        keras.utils.set_random_seed(0)
+        state = training.create_train_state(config)
+    model = state.model
+    # What the step should compute, from the weights before it: the network reads the binary frames and is scored
+    # against the grey levels. The other two readings differ, so the comparison can tell them apart.
+    grey_targets = video[:, config.context_frames :]
+    expected = {
+        "binary inputs, grey targets": D.log_prob(model.conditional_logits(binary), grey_targets, "sigmoid"),
+        "grey inputs": model.log_prob(tf.constant(video)),
+        "binary targets": D.log_prob(model.conditional_logits(binary), binary[:, config.context_frames :], "sigmoid"),
+    }
+    expected = {k: float(np.sum(training.per_example_loss(config, v))) / 2 for k, v in expected.items()}
+    np.testing.assert_allclose(
+        training.batch_log_prob(config, model, batch).numpy(),
+        D.log_prob(model.conditional_logits(binary), grey_targets, "sigmoid").numpy(),
+    )
+    step = training.make_train_step(config, state, strategy)
+    step(batch)
+    assert state.metrics.read()["loss"] == pytest.approx(expected["binary inputs, grey targets"], rel=1e-5)
+    values = list(expected.values())
+    assert min(abs(a - b) for i, a in enumerate(values) for b in values[i + 1 :]) > 1e-4
+    # A binarize_inputs step refuses batches without the binary frames instead of silently reading grey ones.
+    with pytest.raises(ValueError, match="binary_video"):
+        step({"video": tf.constant(video)})
 
 
 def test_sample_py_writes_gifs_and_grid(tmp_path):

@@ -83,14 +83,16 @@ class VPNConfig:
     """"sigmoid": one logit per pixel against grey-level targets (Moving MNIST only, Eq. 5);
     "softmax": 256 logits per colour channel."""
     binarize_inputs: bool = False
-    """Sigmoid (Moving MNIST) models only; training only. The network reads each training video as binary frames
-    drawn pixel by pixel from the grey levels (Bernoulli(x / 255), fresh every step; "dynamic binarisation"), while
-    the loss stays Eq. 5 against the grey-level targets. Why: Eq. 5 with z = x / 255 is the expected negative
-    log-likelihood of exactly such binary frames, but a network trained on grey inputs is, at sampling time, fed
-    its own binary draws, inputs it never saw (as context frames and, within a frame, as the pixels above and
-    left). With binarised inputs the sampler feeds the network what it was trained on. Not in the paper (it does
-    not say what the network reads); evaluation (`Evaluator`, `evaluate.py`) always feeds the grey frames, the
-    paper's metric. See RESULTS.md for what it changes."""
+    """Sigmoid (Moving MNIST) models only; training only. The network reads each training sequence as binary frames
+    drawn pixel by pixel from its grey levels (Bernoulli(x / 255), a fresh draw per sequence of the stream, by the
+    input pipeline: "dynamic binarisation"), while the loss stays Eq. 5 against the grey levels: with the
+    conditionals computed from such a draw, that is an unbiased estimate of the expected negative log-likelihood of
+    binary frames drawn from the grey levels (same lower bound, by Gibbs' inequality). Why: the sampler draws binary
+    pixels and feeds them back within a frame (the pixels above and left) and as context frames; a network trained
+    on grey inputs never saw such inputs. Not in the paper (it does not say what the network reads). Validation
+    during training, `evaluate.py` and the shipped numbers feed the grey frames (the paper's metric);
+    `evaluate.py --binary_inputs SEED` scores the binary reading. RESULTS.md reports what it changes: samples that
+    keep their ink within a frame, and a worse grey-input likelihood."""
     action_dim: int = 0
     """Size of the per-frame action vector (5 in the pushing benchmark); 0 disables action conditioning."""
     state_dim: int = 0

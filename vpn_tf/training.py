@@ -272,18 +272,19 @@ def model_inputs(batch: dict) -> dict:
     return {k: batch[k] for k in ("video", "actions", "states") if k in batch}
 
 
-_BINARIZE_STREAM = 0x42494E  # keeps the binarisation keys apart from other uses of the run's seed
+def batch_log_prob(config: VPNConfig, model: keras.Model, batch: dict, training: bool = False):
+    """Log-probability `[batch, T_pred, H, W, C]` of the batch's "video". When the batch carries "binary_video"
+    (`binarize_inputs`, `pipelines.with_binary_frames`) the network reads those binary frames instead and is scored
+    against the grey levels of "video" (Eq. 5): an unbiased one-draw estimate of the expected log-likelihood of
+    binary frames drawn from those grey levels."""
+    inputs = model_inputs(batch)
+    if "binary_video" not in batch:
+        return model.log_prob(**inputs, training=training)
+    logits = model.conditional_logits(**dict(inputs, video=batch["binary_video"]), training=training)
+    return distributions.log_prob(logits, batch["video"][:, config.context_frames :], config.output)
 
 
-def binarization_key(seed: int, step, replica):
-    """The stateless key of the frames a `binarize_inputs` step draws: one per (run seed, global step, replica)."""
-    step_key = tf.random.experimental.stateless_fold_in([seed, _BINARIZE_STREAM], tf.cast(step, tf.int64))
-    return tf.random.experimental.stateless_fold_in(step_key, tf.cast(replica, tf.int64))
-
-
-def make_train_step(
-    config: VPNConfig, state: TrainState, strategy: tf.distribute.Strategy, jit: bool = False, seed: int = 0
-):
+def make_train_step(config: VPNConfig, state: TrainState, strategy: tf.distribute.Strategy, jit: bool = False):
     """A `tf.function` running one synchronous data-parallel step; returns the new global step (a tensor).
 
     Each replica's loss is its examples' summed loss divided by the *global* batch size, so the summed gradient is the
@@ -295,21 +296,20 @@ def make_train_step(
     With `jit`, each replica's forward and backward pass is one XLA computation (XLA compiles a single device's
     program; the all-reduce and the update run outside it), so `jit` works with any replica count.
 
-    With `config.binarize_inputs` the network reads binary frames drawn from the batch's grey levels and is scored
-    against the grey levels; the draw's key folds `seed`, the global step and the replica id together, so it is the
-    same after an exact resume and differs between replicas.
+    With `config.binarize_inputs` the network reads the batch's "binary_video" (drawn by the input pipeline,
+    `pipelines.with_binary_frames`) and is scored against its grey "video" (`batch_log_prob`).
     """
     model, optimizer = state.model, state.optimizer
     scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
 
-    def forward_backward(batch, key):
+    def forward_backward(batch):
+        if config.binarize_inputs and "binary_video" not in batch:
+            raise ValueError(
+                "binarize_inputs=True: the training batches need the binary frames the network reads "
+                f"('binary_video', from datasets.pipelines.train_dataset). Received keys: {sorted(batch)}"
+            )
         with tf.GradientTape() as tape:
-            if config.binarize_inputs:
-                inputs = dict(model_inputs(batch), video=distributions.binarize(batch["video"], key))
-                logits = model.conditional_logits(**inputs, training=True)
-                log_prob = distributions.log_prob(logits, batch["video"][:, config.context_frames :], config.output)
-            else:
-                log_prob = model.log_prob(**model_inputs(batch), training=True)
+            log_prob = batch_log_prob(config, model, batch, training=True)
             loss = tf.reduce_sum(per_example_loss(config, log_prob)) / config.batch_size
             objective = optimizer.scale_loss(loss) if scaled else loss
         grads = tape.gradient(objective, model.trainable_variables)
@@ -320,10 +320,8 @@ def make_train_step(
         forward_backward = tf.function(forward_backward, jit_compile=True)
 
     def replica_step(batch):
-        context = tf.distribute.get_replica_context()
-        key = binarization_key(seed, state.step, context.replica_id_in_sync_group)
-        loss, metric, grads = forward_backward(batch, key)
-        grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+        loss, metric, grads = forward_backward(batch)
+        grads = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, grads)
         true_grads = [g / optimizer.dynamic_scale for g in grads] if scaled else grads
         norm = tf.linalg.global_norm(true_grads)
         if config.grad_clip_norm > 0:
@@ -370,7 +368,7 @@ class Evaluator:
 
     def _sums(self, batch):
         config = self.config
-        log_prob = self.model.log_prob(**model_inputs(batch))
+        log_prob = batch_log_prob(config, self.model, batch)
         values = tf.cast(per_example_nats(config, log_prob), tf.float64)
         if config.output == "sigmoid":
             bound = tf.cast(distributions.lower_bound_nats_per_frame(batch["video"], config.context_frames), tf.float64)
@@ -432,7 +430,7 @@ def per_sequence_values(config: VPNConfig, model: keras.Model, dataset, batch_si
     For paired comparisons of two models on the same sequences (`paired_difference`); single-device. The
     `Evaluator` gives the distributed mean and standard error of one model.
     """
-    step = tf.function(lambda batch: per_example_nats(config, model.log_prob(**model_inputs(batch))))
+    step = tf.function(lambda batch: per_example_nats(config, batch_log_prob(config, model, batch)))
     values = [step(batch).numpy() for batch in dataset.batch(batch_size or config.batch_size)]
     if not values:
         raise TrainingError("the evaluation dataset is empty")
@@ -550,7 +548,7 @@ def train_and_evaluate(
     start = int(state.data_position.numpy())
     dist_ds = strategy.distribute_datasets_from_function(train_dataset_fn(start))
     iterator = iter(dist_ds)
-    train_step = make_train_step(config, state, strategy, jit, seed)
+    train_step = make_train_step(config, state, strategy, jit)
     evaluator = Evaluator(config, state.model, strategy)
     writers = {
         k: tf.summary.create_file_writer(os.path.join(own_dir, k) if chief else os.path.join(own_dir, "tb", k))

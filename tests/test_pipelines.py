@@ -1,0 +1,50 @@
+"""datasets.pipelines: the binary frames a `binarize_inputs` network reads (the other pipeline behaviour is tested
+with each dataset and through training)."""
+
+import numpy as np
+
+import vpn_tf
+from datasets import pipelines
+
+
+def _take(ds, n):
+    return list(ds.take(n).as_numpy_iterator())
+
+
+def test_binary_frames_belong_to_the_stream_position_not_to_the_sharding():
+    config = vpn_tf.get_config("tiny", binarize_inputs=True)
+    stream = _take(pipelines.train_dataset(config, 3, start=0), 4)
+    second_shard = _take(pipelines.train_dataset(config, 3, start=0, shard_index=1, num_shards=2), 2)
+    resumed = _take(pipelines.train_dataset(config, 3, start=2), 2)
+    for a, b in list(zip(stream[1::2], second_shard, strict=True)) + list(zip(stream[2:], resumed, strict=True)):
+        np.testing.assert_array_equal(a["video"], b["video"])
+        np.testing.assert_array_equal(a["binary_video"], b["binary_video"])
+    grey_pixels = 0
+    for ex in stream:
+        video, binary = ex["video"], ex["binary_video"]
+        assert binary.dtype == np.uint8 and binary.shape == video.shape
+        assert set(np.unique(binary)) <= {0, 255}
+        assert np.all(binary[video == 0] == 0) and np.all(binary[video == 255] == 255)
+        grey = (video > 0) & (video < 255)
+        grey_pixels += grey.sum()
+        assert 0 < (binary[grey] == 255).mean() < 1  # the grey levels are drawn, not thresholded
+    assert grey_pixels > 100
+    # Another run seed, other draws of the same kind; without binarize_inputs the stream has no binary frames.
+    other = _take(pipelines.train_dataset(config, 4, start=0), 1)[0]
+    assert not np.array_equal(other["binary_video"], stream[0]["binary_video"])
+    assert "binary_video" not in _take(pipelines.train_dataset(config.replace(binarize_inputs=False), 3, 0), 1)[0]
+
+
+def test_evaluation_sets_get_binary_frames_only_when_asked():
+    config = vpn_tf.get_config("tiny")
+    plain = _take(pipelines.eval_dataset(config, "validation", 3), 3)
+    assert all("binary_video" not in ex for ex in plain)
+    a = _take(pipelines.eval_dataset(config, "validation", 3, binary_seed=5), 3)
+    b = _take(pipelines.eval_dataset(config, "validation", 3, binary_seed=5), 3)
+    c = _take(pipelines.eval_dataset(config, "validation", 3, binary_seed=6), 3)
+    for x, y, p in zip(a, b, plain, strict=True):
+        np.testing.assert_array_equal(x["video"], p["video"])
+        np.testing.assert_array_equal(x["binary_video"], y["binary_video"])
+    assert not all(np.array_equal(x["binary_video"], z["binary_video"]) for x, z in zip(a, c, strict=True))
+    # Sequences of one set get different draws (keyed by their index), not one noise pattern repeated.
+    assert not np.array_equal(a[0]["binary_video"] == 255, a[1]["binary_video"] == 255)
