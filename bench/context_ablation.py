@@ -64,6 +64,8 @@ def moving_mask(video, context_frames: int, threshold: int):
 def _mean_and_stderr(values):
     """Mean over sequences (axis 0) and its standard error, as Python floats (or lists of them per colour)."""
     values = np.asarray(values, np.float64)
+    if len(values) < 2:  # no spread to estimate from one sequence
+        return values.mean(0).tolist(), np.full(values.shape[1:], np.nan).tolist()
     return values.mean(0).tolist(), (values.std(0, ddof=1) / np.sqrt(len(values))).tolist()
 
 
@@ -86,6 +88,8 @@ def score(config, model, batches: list[dict], threshold: int) -> tuple[dict, np.
         for part, where in (("moving", mask), ("static", ~mask)):
             nats[part] -= log_prob[where].sum()
             count[part] += int(where.sum())
+    if not per_sequence:
+        raise ValueError("context_ablation: the evaluation split gave no sequences")
     per_sequence = np.concatenate(per_sequence)
     name = training.metric_name(config)
     out = {}
@@ -102,7 +106,13 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workdir", action="append", required=True)
     parser.add_argument("--split", default="test")
-    parser.add_argument("--num_sequences", type=int, default=None)
+    parser.add_argument(
+        "--num_sequences",
+        type=int,
+        default=None,
+        help="the first N sequences (default: all; they are held in memory, ~0.8 GB for the 10,000 Moving MNIST "
+        "test sequences)",
+    )
     parser.add_argument("--data_dir", default=None)
     parser.add_argument("--batch_size", type=int, default=None)
     parser.add_argument(

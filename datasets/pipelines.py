@@ -31,7 +31,9 @@ def with_binary_frames(ds, seed: int, first: int = 0, step: int = 1):
     positions = tf.data.Dataset.range(first, 2**62, step)
 
     def add(ex, position):
-        key = tf.random.experimental.stateless_fold_in(tf.constant([seed, _BINARY_SALT], tf.int64), position)
+        key = tf.random.experimental.stateless_fold_in(
+            tf.constant([seed, _BINARY_SALT], tf.int64), position, alg="philox"
+        )
         return {**ex, "binary_video": distributions.binarize(ex["video"], key)}
 
     return tf.data.Dataset.zip((ds, positions)).map(add, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

@@ -148,14 +148,14 @@ def test_action_rotation_and_the_motion_split():
     assert out["moving_nats_per_dim"] == pytest.approx(-log_prob[0, 0, 3, 4, 0], rel=1e-5)
     f = out["moving_fraction"]
     recombined = f * out["moving_nats_per_dim"] + (1 - f) * out["static_nats_per_dim"]
-    assert recombined == pytest.approx(-log_prob.mean(), rel=1e-6)
+    assert recombined == pytest.approx(-log_prob.mean(), rel=1e-5)
     np.testing.assert_allclose(per_sequence, -log_prob.sum(axis=(2, 3, 4)).mean(1), rtol=1e-5)
     assert out["nats_per_frame"] == pytest.approx(per_sequence.mean())
 
 
-def test_context_ablation_main_reports_every_ablation_with_its_paired_difference(tmp_path):
-    """`python -m bench.context_ablation` on a one-step tiny run: both variants, paired differences with the sign
-    of ablated minus as trained."""
+def test_context_ablation_main_reports_the_ablation_with_its_paired_difference(tmp_path):
+    """`python -m bench.context_ablation` on a one-step tiny run (no actions, so no rotation): the zeroed context,
+    its paired difference with the sign of ablated minus as trained."""
     import subprocess
     import sys
 

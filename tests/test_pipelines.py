@@ -48,3 +48,25 @@ def test_evaluation_sets_get_binary_frames_only_when_asked():
     assert not all(np.array_equal(x["binary_video"], z["binary_video"]) for x, z in zip(a, c, strict=True))
     # Sequences of one set get different draws (keyed by their index), not one noise pattern repeated.
     assert not np.array_equal(a[0]["binary_video"] == 255, a[1]["binary_video"] == 255)
+
+
+def test_binary_draws_are_keyed_by_seed_and_position_alone():
+    import tensorflow as tf
+
+    # Identical all-grey videos, so any difference between draws comes from the key.
+    same = tf.data.Dataset.from_tensors({"video": tf.fill([2, 8, 8, 1], tf.constant(128, tf.uint8))}).repeat(3)
+
+    def draws(seed, first=0, step=1):
+        return [ex["binary_video"] for ex in _take(pipelines.with_binary_frames(same, seed, first, step), 3)]
+
+    base = draws(5)
+    assert not np.array_equal(base[0], base[1]) and not np.array_equal(base[1], base[2])  # by position
+    assert not np.array_equal(base[0], draws(6)[0])  # by seed
+    np.testing.assert_array_equal(draws(5, first=1, step=1)[0], base[1])  # position 1, however it is reached
+    np.testing.assert_array_equal(draws(5, first=0, step=2)[1], base[2])
+    # An evaluation set's draws do not depend on how many sequences are taken.
+    config = vpn_tf.get_config("tiny")
+    two = _take(pipelines.eval_dataset(config, "validation", 2, binary_seed=5), 2)
+    three = _take(pipelines.eval_dataset(config, "validation", 3, binary_seed=5), 3)
+    for a, b in zip(two, three[:2], strict=True):
+        np.testing.assert_array_equal(a["binary_video"], b["binary_video"])
