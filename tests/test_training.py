@@ -518,3 +518,24 @@ def test_evaluation_reports_nats_per_dim_per_colour_for_rgb():
         tf.data.Dataset.from_tensor_slices({"video": data["video"][..., :1]}),
         batch_size=2,
     )
+
+
+def test_evaluation_of_the_binary_reading_scores_binary_inputs_against_grey_levels():
+    """`eval_dataset(..., binary_seed)` through the Evaluator (what `evaluate.py --binary_inputs` runs) equals
+    scoring the drawn frames by hand, and differs from the grey reading."""
+    from datasets import pipelines
+    from vpn_tf import distributions as D
+
+    config = vpn_tf.get_config("tiny")
+    model = vpn_tf.build_model(config)
+    ds = pipelines.eval_dataset(config, "validation", 4, binary_seed=3)
+    batch = next(iter(ds.batch(4)))
+    grey = training.evaluate(config, model, pipelines.eval_dataset(config, "validation", 4), batch_size=2)
+    binary = training.evaluate(config, model, ds, batch_size=2)
+    logits = model.conditional_logits(batch["binary_video"])
+    by_hand = D.log_prob(logits, batch["video"][:, config.context_frames :], "sigmoid")
+    assert binary["nats_per_frame"] == pytest.approx(float(training.per_example_nats(config, by_hand).numpy().mean()))
+    assert binary["nats_per_frame"] != pytest.approx(grey["nats_per_frame"], rel=1e-4)
+    np.testing.assert_allclose(
+        training.per_sequence_values(config, model, ds, 2), training.per_example_nats(config, by_hand), rtol=1e-5
+    )
