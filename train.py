@@ -52,10 +52,8 @@ def main(argv=None):
             config,
             workdir,
             train_dataset_fn=lambda start: pipelines.distributed_train_dataset_fn(config, args.seed, start),
-            # A binarize_inputs run is validated (and its learning rate decayed) on what it trains on: binary frames
-            # drawn from the validation set's grey levels, the same draws at every evaluation.
             eval_dataset_fn=lambda split, n: pipelines.eval_dataset(
-                config, split, n, binary_seed=0 if config.binarize_inputs else None
+                config, split, n, binary_seed=pipelines.validation_binary_seed(config)
             ),
             seed=args.seed,
             strategy=strategy,

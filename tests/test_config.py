@@ -96,3 +96,9 @@ def test_binarize_inputs_is_for_the_sigmoid_output_only():
     assert vpn_tf.get_config("tiny", binarize_inputs=True).binarize_inputs
     with pytest.raises(ValueError, match="binarize_inputs.*output='softmax'"):
         vpn_tf.get_config("tiny_rgb", binarize_inputs=True)
+    assert vpn_tf.get_config("tiny", binarize_inputs=True, binarize_fraction=0.5).binarize_fraction == 0.5
+    for bad in (0.0, -0.1, 1.5):
+        with pytest.raises(ValueError, match=f"binarize_fraction is a probability.*{bad}"):
+            vpn_tf.get_config("tiny", binarize_inputs=True, binarize_fraction=bad)
+    with pytest.raises(ValueError, match="needs binarize_inputs=True.*binarize_fraction=0.5"):
+        vpn_tf.get_config("tiny", binarize_fraction=0.5)
