@@ -102,3 +102,14 @@ def test_binarize_inputs_is_for_the_sigmoid_output_only():
             vpn_tf.get_config("tiny", binarize_inputs=True, binarize_fraction=bad)
     with pytest.raises(ValueError, match="needs binarize_inputs=True.*binarize_fraction=0.5"):
         vpn_tf.get_config("tiny", binarize_fraction=0.5)
+
+
+def test_train_context_frames_range_and_states():
+    assert vpn_tf.get_config("tiny", train_context_frames=1).train_first_predicted == 1
+    assert vpn_tf.get_config("tiny").train_first_predicted is None
+    assert vpn_tf.get_config("tiny_rgb", state_dim=0, train_context_frames=1).train_first_predicted == 1
+    for bad in (-1, 3):
+        with pytest.raises(ValueError, match=f"train_context_frames must be.*Received: train_context_frames={bad}"):
+            vpn_tf.get_config("tiny", train_context_frames=bad)
+    with pytest.raises(ValueError, match="train_context_frames must be.*state_dim=5"):
+        vpn_tf.get_config("tiny_rgb", train_context_frames=1)

@@ -419,6 +419,27 @@ def test_binarized_inputs_step_reads_binary_frames_and_scores_the_grey_levels():
         step({"video": tf.constant(video)})
 
 
+def test_train_context_frames_step_scores_every_frame_from_it_on():
+    from vpn_tf import get_config
+
+    config = get_config("tiny", batch_size=2, num_frames=5, context_frames=3, train_context_frames=1)
+    video = np.random.default_rng(1).integers(0, 256, (2, 5, 8, 8, 1), dtype=np.uint8)
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    with strategy.scope():
+        keras.utils.set_random_seed(0)
+        state = training.create_train_state(config)
+    lp = state.model.log_prob(tf.constant(video), first_predicted=1)  # frames 1..4, from the weights before the step
+    expected = float(np.sum(training.per_example_loss(config, lp))) / 2
+    paper = float(np.sum(training.per_example_loss(config, state.model.log_prob(tf.constant(video))))) / 2
+    assert abs(expected - paper) > 1e-4  # frames 1-2 change the loss, so the comparison can tell them apart
+    training.make_train_step(config, state, strategy)({"video": tf.constant(video)})
+    assert state.metrics.read()["loss"] == pytest.approx(expected, rel=1e-5)
+    # Evaluation keeps the paper's frames (3 and 4), with the weights after the step.
+    metrics = training.Evaluator(config, state.model)(tf.data.Dataset.from_tensor_slices({"video": video}))
+    paper_after = training.per_example_nats(config, state.model.log_prob(tf.constant(video))).numpy().mean()
+    assert metrics["nats_per_frame"] == pytest.approx(paper_after, rel=1e-5)
+
+
 def test_sample_py_writes_gifs_and_grid(tmp_path):
     _train(tmp_path / "run", "--steps", "1", "--no_samples")
     common = ("--workdir", tmp_path / "run", "--split", "validation", "--num_sequences", "2", "--num_samples", "2")

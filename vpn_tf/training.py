@@ -272,16 +272,21 @@ def model_inputs(batch: dict) -> dict:
     return {k: batch[k] for k in ("video", "actions", "states") if k in batch}
 
 
-def batch_log_prob(config: VPNConfig, model: keras.Model, batch: dict, training: bool = False):
-    """Log-probability `[batch, T_pred, H, W, C]` of the batch's "video". When the batch carries "binary_video"
-    (`binarize_inputs`, `pipelines.with_binary_frames`) the network reads those binary frames instead and is scored
-    against the grey levels of "video" (Eq. 5): an unbiased one-draw estimate of the expected log-likelihood of
-    binary frames drawn from those grey levels."""
+def batch_log_prob(
+    config: VPNConfig, model: keras.Model, batch: dict, training: bool = False, first_predicted: int | None = None
+):
+    """Log-probability `[batch, T_pred, H, W, C]` of the batch's "video" from frame `first_predicted` (default
+    `context_frames`) on. When the batch carries "binary_video" (`binarize_inputs`, `pipelines.with_binary_frames`)
+    the network reads those binary frames instead and is scored against the grey levels of "video" (Eq. 5): an
+    unbiased one-draw estimate of the expected log-likelihood of binary frames drawn from those grey levels."""
     inputs = model_inputs(batch)
     if "binary_video" not in batch:
-        return model.log_prob(**inputs, training=training)
-    logits = model.conditional_logits(**dict(inputs, video=batch["binary_video"]), training=training)
-    return distributions.log_prob(logits, batch["video"][:, config.context_frames :], config.output)
+        return model.log_prob(**inputs, training=training, first_predicted=first_predicted)
+    logits = model.conditional_logits(
+        **dict(inputs, video=batch["binary_video"]), training=training, first_predicted=first_predicted
+    )
+    first = config.context_frames if first_predicted is None else first_predicted
+    return distributions.log_prob(logits, batch["video"][:, first:], config.output)
 
 
 def make_train_step(config: VPNConfig, state: TrainState, strategy: tf.distribute.Strategy, jit: bool = False):
@@ -309,7 +314,7 @@ def make_train_step(config: VPNConfig, state: TrainState, strategy: tf.distribut
                 f"('binary_video', from datasets.pipelines.train_dataset). Received keys: {sorted(batch)}"
             )
         with tf.GradientTape() as tape:
-            log_prob = batch_log_prob(config, model, batch, training=True)
+            log_prob = batch_log_prob(config, model, batch, training=True, first_predicted=config.train_first_predicted)
             loss = tf.reduce_sum(per_example_loss(config, log_prob)) / config.batch_size
             objective = optimizer.scale_loss(loss) if scaled else loss
         grads = tape.gradient(objective, model.trainable_variables)

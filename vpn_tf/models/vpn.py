@@ -127,7 +127,9 @@ class VideoPixelNetwork(keras.Model):
 
     # -- Forward pass --------------------------------------------------------------------------------------------
 
-    def call(self, inputs):
+    def call(self, inputs, first_predicted=None):
+        """`first_predicted` (default `context_frames`): the first frame whose logits are returned; training with
+        `VPNConfig.train_context_frames` scores the earlier frames too."""
         if isinstance(inputs, dict):
             video, actions, states = inputs["video"], inputs.get("actions"), inputs.get("states")
         else:
@@ -135,13 +137,19 @@ class VideoPixelNetwork(keras.Model):
         c = self.config
         s, ch = c.image_size, c.channels
         batch, frames = ops.shape(video)[0], ops.shape(video)[1]
-        if isinstance(frames, int) and frames <= c.context_frames:
-            raise ValueError(f"video needs more than context_frames={c.context_frames} frames; received {frames}")
+        n_ctx = c.context_frames if first_predicted is None else first_predicted
+        if not 1 <= n_ctx <= c.context_frames or (c.state_dim and n_ctx != c.context_frames):
+            raise ValueError(
+                f"first_predicted must be in [1, context_frames={c.context_frames}] (and equal it when states "
+                f"condition the model: a frame's state is read only for context frames). Received: {first_predicted}"
+            )
+        if isinstance(frames, int) and frames <= n_ctx:
+            raise ValueError(f"video needs more than {n_ctx} frames (the context); received {frames}")
         x = scale_pixels(video, self.compute_dtype)
         cond = condition_vectors(c, actions, states, frames)
         if cond is not None:
             cond = ops.cast(cond, self.compute_dtype)
-        predicted = frames - c.context_frames
+        predicted = frames - n_ctx
 
         # Encoders see F_0 .. F_{T-2}: the last frame is never context for anything.
         past = ops.reshape(x[:, :-1], (-1, s, s, ch))
@@ -149,11 +157,11 @@ class VideoPixelNetwork(keras.Model):
         encoded = self.encoder(past, condition=past_cond)
         encoded = ops.reshape(encoded, (batch, frames - 1, s, s, 2 * c.hidden))
         states_seq = self.core(encoded)  # [batch, T-1, s, s, L]; entry t-1 summarises F_0..F_{t-1}.
-        context = ops.reshape(states_seq[:, c.context_frames - 1 :], (-1, s, s, c.lstm_channels))
+        context = ops.reshape(states_seq[:, n_ctx - 1 :], (-1, s, s, c.lstm_channels))
 
-        dec_cond = None if cond is None else ops.reshape(cond[:, c.context_frames :], (-1, c.condition_dim))
+        dec_cond = None if cond is None else ops.reshape(cond[:, n_ctx:], (-1, c.condition_dim))
         if c.model == "vpn":
-            current = ops.reshape(x[:, c.context_frames :], (-1, s, s, ch))
+            current = ops.reshape(x[:, n_ctx:], (-1, s, s, ch))
             logits = self.decoder(current, context, condition=dec_cond)
         else:
             logits = self.decoder(context, condition=dec_cond)
@@ -161,11 +169,11 @@ class VideoPixelNetwork(keras.Model):
 
     # -- Public API ----------------------------------------------------------------------------------------------
 
-    def conditional_logits(self, video, actions=None, states=None, training=False):
+    def conditional_logits(self, video, actions=None, states=None, training=False, first_predicted=None):
         """Parameters of p(x_d | x_<d) for every predicted dimension d: `[batch, T_pred, H, W, C, K]` float32.
 
         Validates the inputs (dtype, rank, shape, value range, required vectors) with errors naming expected vs
-        received.
+        received. The predicted frames are those from `first_predicted` (default `context_frames`) on.
         """
         video, actions, states = validate_inputs(self.config, video, actions, states)
         inputs = {"video": video}
@@ -173,16 +181,17 @@ class VideoPixelNetwork(keras.Model):
             inputs["actions"] = actions
         if states is not None:
             inputs["states"] = states
-        return self(inputs, training=training)
+        return self(inputs, training=training, first_predicted=first_predicted)
 
-    def log_prob(self, video, actions=None, states=None, training=False):
+    def log_prob(self, video, actions=None, states=None, training=False, first_predicted=None):
         """Log-probability in nats of every predicted dimension: float32 `[batch, T_pred, H, W, C]`.
 
         In Moving MNIST (sigmoid) mode this is minus the soft-target cross-entropy of Eq. 5 per pixel.
         """
         video, actions, states = validate_inputs(self.config, video, actions, states)
-        logits = self.conditional_logits(video, actions, states, training=training)
-        return distributions.log_prob(logits, video[:, self.config.context_frames :], self.config.output)
+        logits = self.conditional_logits(video, actions, states, training=training, first_predicted=first_predicted)
+        first = self.config.context_frames if first_predicted is None else first_predicted
+        return distributions.log_prob(logits, video[:, first:], self.config.output)
 
 
 def build_model(config: VPNConfig, dtype=None) -> VideoPixelNetwork:
