@@ -133,10 +133,10 @@ def train_dataset(config: VPNConfig, seed: int, start: int, shard_index: int = 0
 
 
 def validation_binary_seed(config: VPNConfig) -> int | None:
-    """The `binary_seed` a run validates with (and decays its learning rate on): a run reading binary frames only
-    (`binarize_inputs`, `binarize_fraction` = 1) on binary frames drawn from the validation set's grey levels, the
-    same draws at every evaluation; grey runs and mixtures on the grey frames (the paper's metric)."""
-    return 0 if config.binarize_inputs and config.binarize_fraction == 1.0 else None
+    """The `binary_seed` a run validates with (and decays its learning rate on): binary frames drawn from the
+    validation set's grey levels, the same draws at every evaluation, for runs reading binary frames only
+    (`VPNConfig.validates_on_binary_frames`); None (the grey frames, the paper's metric) for the others."""
+    return 0 if config.validates_on_binary_frames else None
 
 
 def eval_dataset(

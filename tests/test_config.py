@@ -107,6 +107,7 @@ def test_binarize_inputs_is_for_the_sigmoid_output_only():
 def test_train_context_frames_range_and_states():
     assert vpn_tf.get_config("tiny", train_context_frames=1).train_first_predicted == 1
     assert vpn_tf.get_config("tiny").train_first_predicted is None
+    assert vpn_tf.get_config("tiny", train_context_frames=2).train_first_predicted == 2  # = context_frames: allowed
     assert vpn_tf.get_config("tiny_rgb", state_dim=0, train_context_frames=1).train_first_predicted == 1
     for bad in (-1, 3):
         with pytest.raises(ValueError, match=f"train_context_frames must be.*Received: train_context_frames={bad}"):

@@ -87,8 +87,13 @@ def test_binarize_fraction_reads_some_frames_binary_and_the_others_grey():
     # 320 frames, each binary with probability 0.25: 80 expected, sd ~7.7 (frames with no grey pixel, where the two
     # readings coincide, count as binary and are rare: digits almost always have grey edges).
     assert 50 < binary_frames < 115, binary_frames
-    # Frames of one sequence are chosen independently: some sequences mix both readings.
-    assert any(len({np.array_equal(m["binary_video"][t], m["video"][t]) for t in range(20)}) == 2 for m in mixed)
+    # Frames of one sequence are chosen independently: some sequences mix both readings, and the sequences do not
+    # share one pattern (the choice is keyed by the stream position, not by the seed alone).
+    patterns = [tuple(np.array_equal(m["binary_video"][t], m["video"][t]) for t in range(20)) for m in mixed]
+    assert any(len(set(p)) == 2 for p in patterns) and len(set(patterns)) > 8
+    resumed = _take(pipelines.train_dataset(config.replace(binarize_fraction=0.25), 3, start=5), 2)
+    for a, b in zip(mixed[5:7], resumed, strict=True):
+        np.testing.assert_array_equal(a["binary_video"], b["binary_video"])
     # The choice belongs to the stream position, like the draws.
     shard = _take(
         pipelines.train_dataset(config.replace(binarize_fraction=0.25), 3, start=0, shard_index=1, num_shards=2), 2

@@ -173,7 +173,7 @@ def data_parallel():
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("update", ["rmsprop", "sgd", "xla"])
+@pytest.mark.parametrize("update", ["rmsprop", "sgd", "xla", "binarized"])
 def test_two_replicas_take_the_one_device_step(data_parallel, update):
     r = data_parallel[update]
     assert r["rerun_diff"] == 0.0
@@ -357,6 +357,18 @@ def test_checkpoint_from_another_config_names_the_fields(tmp_path):
     _train(tmp_path, "--steps", "2", "--learning_rate", "1e-4")
 
 
+def test_resume_refuses_to_switch_the_validation_reading(tmp_path):
+    from vpn_tf import get_config
+
+    grey = get_config("tiny")
+    training.write_config(str(tmp_path), grey)
+    tf.train.Checkpoint(v=tf.Variable(1.0)).save(str(tmp_path / "checkpoints" / "ckpt"))
+    # A mixture validates on grey frames like the grey run: the learning-rate plateau's history stays comparable.
+    training.check_compatible(str(tmp_path), grey.replace(binarize_inputs=True, binarize_fraction=0.5))
+    with pytest.raises(training.TrainingError, match="validates on grey frames.*binarize_fraction=1.0 would switch"):
+        training.check_compatible(str(tmp_path), grey.replace(binarize_inputs=True))
+
+
 @pytest.mark.parametrize("mixed_precision, jit", [("bfloat16", False), ("float16", False), ("float32", True)])
 def test_mixed_precision_and_xla_steps(mixed_precision, jit):
     from datasets import pipelines
@@ -432,8 +444,11 @@ def test_train_context_frames_step_scores_every_frame_from_it_on():
     expected = float(np.sum(training.per_example_loss(config, lp))) / 2
     paper = float(np.sum(training.per_example_loss(config, state.model.log_prob(tf.constant(video))))) / 2
     assert abs(expected - paper) > 1e-4  # frames 1-2 change the loss, so the comparison can tell them apart
+    paper_metric = float(np.mean(training.per_example_nats(config, lp[:, 2:])))  # frames 3, 4: the curve's
     training.make_train_step(config, state, strategy)({"video": tf.constant(video)})
-    assert state.metrics.read()["loss"] == pytest.approx(expected, rel=1e-5)
+    read = state.metrics.read()
+    assert read["loss"] == pytest.approx(expected, rel=1e-5)
+    assert read["metric"] == pytest.approx(paper_metric, rel=1e-5)
     # Evaluation keeps the paper's frames (3 and 4), with the weights after the step.
     metrics = training.Evaluator(config, state.model)(tf.data.Dataset.from_tensor_slices({"video": video}))
     paper_after = training.per_example_nats(config, state.model.log_prob(tf.constant(video))).numpy().mean()
@@ -560,3 +575,19 @@ def test_evaluation_of_the_binary_reading_scores_binary_inputs_against_grey_leve
     np.testing.assert_allclose(
         training.per_sequence_values(config, model, ds, 2), training.per_example_nats(config, by_hand), rtol=1e-5
     )
+
+
+@pytest.mark.parametrize("fraction, reading", [("1.0", "binary"), ("0.5", "grey")])
+def test_train_py_validates_on_the_reading_the_run_is_measured_by(tmp_path, fraction, reading):
+    from datasets import pipelines
+
+    out = _train(tmp_path, "--steps", "2", "--binarize_inputs", "--binarize_fraction", fraction, "--no_samples")
+    printed = float(out.stdout.split("nats_per_frame=")[1].split()[0])
+    config, model = training.restore_model(str(tmp_path))
+    n = config.eval_sequences
+    binary, grey = (
+        training.Evaluator(config, model)(pipelines.eval_dataset(config, "validation", n, binary_seed=seed))
+        for seed in (0, None)
+    )
+    assert abs(binary["nats_per_frame"] - grey["nats_per_frame"]) > 1e-3  # the readings differ on these weights
+    assert printed == pytest.approx({"binary": binary, "grey": grey}[reading]["nats_per_frame"], abs=1e-4)

@@ -90,22 +90,26 @@ class VPNConfig:
     binary frames drawn from the grey levels (same lower bound, by Gibbs' inequality). Why: the sampler draws binary
     pixels and feeds them back within a frame (the pixels above and left) and as context frames; a network trained
     on grey inputs never saw such inputs. Not in the paper (it does not say what the network reads). Validation
-    during training, `evaluate.py` and the shipped numbers feed the grey frames (the paper's metric);
-    `evaluate.py --binary_inputs SEED` scores the binary reading. RESULTS.md reports what it changes: samples that
+    during training reads binary frames when every training frame is binary (`validates_on_binary_frames`);
+    `evaluate.py` and the shipped numbers feed the grey frames (the paper's metric); `evaluate.py --binary_inputs
+    SEED` scores the binary reading. RESULTS.md reports what it changes: samples that
     keep their ink within a frame, and a worse grey-input likelihood."""
     train_context_frames: int = 0
-    """Training only: the loss scores every frame from this index on (0: from `context_frames`, as the paper, §5.1:
-    "20-frame sequences predicting the last 10 frames"). 1 scores frames 2..T: ~1.9x the decoder's training targets
-    for ~1.2x the arithmetic at `cpu_moving_mnist` widths (the encoders and ConvLSTM already read those frames), at
-    the price of also fitting frames with a short history. Evaluation, sampling and exports keep `context_frames`.
-    Not for state-conditioned models (a frame's state is read only for context frames). Not in the paper."""
+    """Training only: the loss scores every frame from this (0-based) index on; 0 means from `context_frames`, as
+    the paper (§5.1: "20-frame sequences predicting the last 10 frames"). 1 scores 19 of 20 frames instead of 10:
+    ~1.9x the decoder's training targets for ~1.2x the arithmetic at `cpu_moving_mnist` widths (the encoders and
+    ConvLSTM already read those frames; `vpn_tf.cost.training_flops_per_sequence`) and ~1.9x the decoder's
+    activation memory, at the price of also fitting frames with a short history. The training curve still reports
+    the paper's frames (from `context_frames`); evaluation, sampling and exports keep `context_frames`. Not for
+    state-conditioned models (a frame's state is read only for context frames). Not in the paper."""
     binarize_fraction: float = 1.0
-    """With `binarize_inputs`: the probability that a training frame is read as binary frames; the others are read
-    as their grey levels (each frame of each sequence chosen independently, by the input pipeline). 1.0 reads every
-    frame binary. Why a mixture: a sampled continuation is read both ways (grey true context frames, then binary
-    sampled frames and binary pixels within the frame being drawn), while the paper's metric reads grey frames only;
-    a network trained on one reading is poor on the other (RESULTS.md). Below 1.0 the run is validated on grey
-    frames (the paper's metric). Not in the paper."""
+    """With `binarize_inputs`: the probability that a training frame is read as binary; the others are read as
+    their grey levels (each frame of each sequence chosen independently, by the input pipeline). 1.0 reads every
+    frame binary. Why a mixture: the paper's metric reads grey frames only, while a sampler reads binary pixels
+    within the frame it draws, and a network trained on one reading is poor on the other (RESULTS.md). Independent
+    frames do not reproduce a sampler's exact pattern (grey context frames, then binary ones); RESULTS.md measured
+    that the reading of the context frames barely matters to the samples, the reading within the frame does.
+    Below 1.0 the run is validated on grey frames (`validates_on_binary_frames`). Not in the paper."""
     action_dim: int = 0
     """Size of the per-frame action vector (5 in the pushing benchmark); 0 disables action conditioning."""
     state_dim: int = 0
@@ -152,6 +156,13 @@ class VPNConfig:
     def condition_dim(self) -> int:
         """Width of the per-frame conditioning vector: [action, state]."""
         return self.action_dim + self.state_dim
+
+    @property
+    def validates_on_binary_frames(self) -> bool:
+        """Whether training validates (and decays its learning rate) on binary frames drawn from the validation
+        set's grey levels: runs reading binary frames only (`binarize_inputs`, `binarize_fraction` = 1). Grey runs and
+        mixtures validate on the grey frames (the paper's metric)."""
+        return self.binarize_inputs and self.binarize_fraction == 1.0
 
     @property
     def train_first_predicted(self) -> int | None:

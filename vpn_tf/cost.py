@@ -81,10 +81,12 @@ def forward_macs_per_frame(cfg: VPNConfig) -> dict[str, int]:
 
 
 def training_flops_per_sequence(cfg: VPNConfig, num_frames: int | None = None) -> int:
-    """FLOPs (2 per multiply-add) of forward + backward (x3 the forward) for one training sequence."""
+    """FLOPs (2 per multiply-add) of forward + backward (x3 the forward) for one training sequence (the decoder runs
+    on the frames the training loss scores: from `train_context_frames` when set)."""
     t = num_frames or cfg.num_frames
     m = forward_macs_per_frame(cfg)
-    forward = (t - 1) * (m["encoder"] + m["conv_lstm"]) + (t - cfg.context_frames) * m["decoder"]
+    first = cfg.train_first_predicted or cfg.context_frames
+    forward = (t - 1) * (m["encoder"] + m["conv_lstm"]) + (t - first) * m["decoder"]
     return 3 * 2 * forward
 
 

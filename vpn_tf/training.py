@@ -144,6 +144,16 @@ def check_compatible(workdir: str, config: VPNConfig) -> None:
     if diff:
         fields = ", ".join(f"{k}: checkpoint {a!r} vs requested {b!r}" for k, (a, b) in diff.items())
         raise TrainingError(f"The checkpoint in {workdir} is from another config ({fields}); use another --workdir")
+    if saved.validates_on_binary_frames != config.validates_on_binary_frames:
+        # The learning-rate plateau compares validation figures across the resume: binary and grey readings differ
+        # by tens of nats/frame, so switching would decay the rate for nothing (or hide a real plateau).
+        raise TrainingError(
+            f"The run in {workdir} validates on {'binary' if saved.validates_on_binary_frames else 'grey'} frames "
+            f"(binarize_inputs={saved.binarize_inputs}, binarize_fraction={saved.binarize_fraction}); the requested "
+            f"binarize_inputs={config.binarize_inputs}, binarize_fraction={config.binarize_fraction} would switch "
+            "its validation reading under the learning-rate plateau. Resume with the run's values or use another "
+            "--workdir"
+        )
 
 
 def write_config(workdir: str, config: VPNConfig, extra: dict | None = None) -> None:
@@ -302,7 +312,8 @@ def make_train_step(config: VPNConfig, state: TrainState, strategy: tf.distribut
     program; the all-reduce and the update run outside it), so `jit` works with any replica count.
 
     With `config.binarize_inputs` the network reads the batch's "binary_video" (drawn by the input pipeline,
-    `pipelines.with_binary_frames`) and is scored against its grey "video" (`batch_log_prob`).
+    `pipelines.with_binary_frames`) and is scored against its grey "video" (`batch_log_prob`). With
+    `config.train_context_frames` the loss scores every frame from that index on; the metric stays the paper's.
     """
     model, optimizer = state.model, state.optimizer
     scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
@@ -314,11 +325,15 @@ def make_train_step(config: VPNConfig, state: TrainState, strategy: tf.distribut
                 f"('binary_video', from datasets.pipelines.train_dataset). Received keys: {sorted(batch)}"
             )
         with tf.GradientTape() as tape:
-            log_prob = batch_log_prob(config, model, batch, training=True, first_predicted=config.train_first_predicted)
+            first = config.train_first_predicted
+            log_prob = batch_log_prob(config, model, batch, training=True, first_predicted=first)
             loss = tf.reduce_sum(per_example_loss(config, log_prob)) / config.batch_size
             objective = optimizer.scale_loss(loss) if scaled else loss
         grads = tape.gradient(objective, model.trainable_variables)
-        metric = tf.reduce_sum(per_example_nats(config, log_prob)) / config.batch_size
+        # The curve keeps the paper's frames (from context_frames) whatever the loss scores: the logits of those
+        # frames do not depend on where the scored frames start.
+        paper_frames = log_prob if first is None else log_prob[:, config.context_frames - first :]
+        metric = tf.reduce_sum(per_example_nats(config, paper_frames)) / config.batch_size
         return loss, metric, grads
 
     if jit:

@@ -1,8 +1,8 @@
 """Run in a fresh process (it splits the CPU into 2 logical devices before TensorFlow starts them).
 
 Prints one JSON line comparing one training step of `tiny` on 1 device and on 2 devices (same global batch) under
-RMSprop, plain SGD (an update proportional to the gradient, so a wrong replica scale shows) and XLA; counts the
-tensors the step all-reduces; and evaluates a set whose last batch leaves a replica empty.
+RMSprop, plain SGD (an update proportional to the gradient, so a wrong replica scale shows), XLA and binarised
+inputs; counts the tensors the step all-reduces; and evaluates a set whose last batch leaves a replica empty.
 """
 
 import json
@@ -61,17 +61,17 @@ class CountingReduction(tf.distribute.ReductionToOneDevice):
             self._inside = False
 
 
-def one_step(devices, optimizer="rmsprop", jit=False):
+def one_step(devices, optimizer="rmsprop", jit=False, cfg=config):
     counting = CountingReduction()
     strategy = tf.distribute.MirroredStrategy(devices, cross_device_ops=counting)
     keras.utils.set_random_seed(0)
     with strategy.scope():
-        state = training.create_train_state(config)
+        state = training.create_train_state(cfg)
         if optimizer == "sgd":
             state.optimizer = SGD(learning_rate=0.5)
             state.optimizer.build(state.model.trainable_variables)
-    ds = strategy.distribute_datasets_from_function(pipelines.distributed_train_dataset_fn(config, seed=0, start=0))
-    step = training.make_train_step(config, state, strategy, jit=jit)
+    ds = strategy.distribute_datasets_from_function(pipelines.distributed_train_dataset_fn(cfg, seed=0, start=0))
+    step = training.make_train_step(cfg, state, strategy, jit=jit)
     batch = next(iter(ds))
     counting.shapes.clear()
     step.get_concrete_function(batch)  # trace only: count what one step reduces
@@ -87,7 +87,11 @@ def diff(a, b):
 
 
 out = {}
-for name, kwargs in {"rmsprop": {}, "sgd": {"optimizer": "sgd"}, "xla": {"jit": True}}.items():
+# "binarized": binary frames drawn by each replica's input pipeline (a mixture of binary and grey frames) and a loss
+# scoring frames inside the context, under XLA; the draws belong to the sequence, so the layouts must still agree.
+binarized = config.replace(binarize_inputs=True, binarize_fraction=0.5, train_context_frames=1)
+cases = {"rmsprop": {}, "sgd": {"optimizer": "sgd"}, "xla": {"jit": True}, "binarized": {"cfg": binarized, "jit": True}}
+for name, kwargs in cases.items():
     w1, m1, _, _ = one_step(ONE, **kwargs)
     w2, m2, traced, shapes = one_step(TWO, **kwargs)
     before = [v for v in one_step(ONE, **kwargs)[0]]  # same seed: rerun gives identical weights

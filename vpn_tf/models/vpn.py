@@ -52,8 +52,11 @@ class VideoPixelNetwork(keras.Model):
         inputs: a dict with "video" (uint8 `[batch, T, H, W, C]`) and, for conditional configs, "actions"
             (`[batch, T, action_dim]`) and "states" (`[batch, >= context_frames, state_dim]`); or the video alone.
 
+        first_predicted: the first frame whose logits are returned (default `context_frames`; training with
+            `VPNConfig.train_context_frames` asks for earlier ones).
+
     Returns:
-        float32 logits `[batch, T - context_frames, H, W, C, K]`.
+        float32 logits `[batch, T - first_predicted, H, W, C, K]`.
     """
 
     def __init__(self, config: VPNConfig, **kwargs):
@@ -128,8 +131,6 @@ class VideoPixelNetwork(keras.Model):
     # -- Forward pass --------------------------------------------------------------------------------------------
 
     def call(self, inputs, first_predicted=None):
-        """`first_predicted` (default `context_frames`): the first frame whose logits are returned; training with
-        `VPNConfig.train_context_frames` scores the earlier frames too."""
         if isinstance(inputs, dict):
             video, actions, states = inputs["video"], inputs.get("actions"), inputs.get("states")
         else:
@@ -186,7 +187,8 @@ class VideoPixelNetwork(keras.Model):
     def log_prob(self, video, actions=None, states=None, training=False, first_predicted=None):
         """Log-probability in nats of every predicted dimension: float32 `[batch, T_pred, H, W, C]`.
 
-        In Moving MNIST (sigmoid) mode this is minus the soft-target cross-entropy of Eq. 5 per pixel.
+        In Moving MNIST (sigmoid) mode this is minus the soft-target cross-entropy of Eq. 5 per pixel. The predicted
+        frames are those from `first_predicted` (default `context_frames`) on.
         """
         video, actions, states = validate_inputs(self.config, video, actions, states)
         logits = self.conditional_logits(video, actions, states, training=training, first_predicted=first_predicted)
