@@ -51,6 +51,12 @@ def main(argv=None):
         "expected ink, per predicted frame (vpn_tf.sampling.ink_diagnostics: where sampled ink goes missing)",
     )
     parser.add_argument(
+        "--per_frame",
+        action="store_true",
+        help="also the metric of each predicted frame (mean and standard error over the sequences; for Moving MNIST "
+        "with each frame's lower bound): where in time the nats are",
+    )
+    parser.add_argument(
         "--binary_inputs",
         type=int,
         default=None,
@@ -60,6 +66,8 @@ def main(argv=None):
         "sequence). Default: it reads the grey frames, the paper's metric",
     )
     args = cli.parse_known(parser, argv)
+
+    import numpy as np
 
     from datasets import pipelines
     from vpn_tf import training
@@ -86,6 +94,25 @@ def main(argv=None):
     if f"{name}_channel" in metrics:
         per = zip("RGB", metrics[f"{name}_channel"], metrics[f"{name}_channel_stderr"], strict=False)
         print("per colour: " + ", ".join(f"{k} {m:.3f} (se {e:.3f})" for k, m, e in per))
+    if args.per_frame:
+        values = training.per_frame_values(config, model, ds, args.batch_size)
+        n_ctx = config.context_frames
+        rows = {"frame": list(range(n_ctx + 1, n_ctx + 1 + values.shape[1]))}
+        rows["mean"] = [float(v) for v in values.mean(0)]
+        rows["stderr"] = [float(v) for v in values.std(0, ddof=1) / np.sqrt(len(values))] if len(values) > 1 else []
+        if config.output == "sigmoid":
+            bound = _per_frame_lower_bound(ds, n_ctx)
+            rows["lower_bound"] = [float(v) for v in bound]
+        metrics["per_frame"] = rows
+        print(
+            f"per predicted frame ({name.replace('_per_', '/')}, mean +- standard error"
+            + (", lower bound" if "lower_bound" in rows else "")
+            + "):"
+        )
+        for t, frame in enumerate(rows["frame"]):
+            se = f" +- {rows['stderr'][t]:.3f}" if rows["stderr"] else ""
+            bound_text = f"  (bound {rows['lower_bound'][t]:.2f})" if "lower_bound" in rows else ""
+            print(f"  frame {frame}: {rows['mean'][t]:.3f}{se}{bound_text}")
     if args.against:
         try:
             other_config, other = training.restore_model(args.against)
@@ -140,6 +167,19 @@ def main(argv=None):
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"split": args.split, **metrics}, f, indent=2)
+
+
+def _per_frame_lower_bound(ds, context_frames):
+    """Eq. 5's lower bound of each predicted frame, averaged over the sequences of `ds`: `[T_pred]`."""
+    import numpy as np
+
+    from vpn_tf import distributions
+
+    sums, n = 0.0, 0
+    for batch in ds.batch(64):
+        entropy = distributions.per_frame(distributions.binary_entropy(batch["video"][:, context_frames:]))
+        sums, n = sums + np.sum(entropy.numpy().astype(np.float64), axis=0), n + len(entropy)
+    return sums / n
 
 
 def _check_comparable(config, other, workdir):

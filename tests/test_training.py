@@ -74,8 +74,16 @@ def test_three_steps_through_train_py_write_checkpoints_and_summaries(tmp_path):
     # --against: another run scored on the same sequences, the difference with its paired standard error.
     _train(tmp_path / "other", "--steps", "1")
     flags = ("--workdir", tmp_path, "--split", "validation", "--num_sequences", "12", "--batch_size", "5")
-    ev = run_script("evaluate.py", *flags, "--against", tmp_path / "other", "--json", tmp_path / "m.json", check=True)
+    ev = run_script(
+        "evaluate.py", *flags, "--against", tmp_path / "other", "--per_frame", "--json", tmp_path / "m.json", check=True
+    )
     m = json.loads((tmp_path / "m.json").read_text())
+    # --per_frame: the frames after the context, whose mean is the metric and whose bounds average to its bound.
+    rows = m["per_frame"]
+    assert rows["frame"] == [3, 4] and len(rows["stderr"]) == 2 and min(rows["stderr"]) > 0
+    assert np.mean(rows["mean"]) == pytest.approx(m["nats_per_frame"], rel=1e-5)
+    assert np.mean(rows["lower_bound"]) == pytest.approx(m["lower_bound"], rel=1e-5)
+    assert f"frame 4: {rows['mean'][1]:.3f}" in ev.stdout
     against = m["against"]
     assert against["workdir"] == str(tmp_path / "other") and m["count"] == 12
     np.testing.assert_allclose(against["difference"], m["nats_per_frame"] - against["nats_per_frame"], rtol=1e-4)
@@ -86,6 +94,25 @@ def test_three_steps_through_train_py_write_checkpoints_and_summaries(tmp_path):
     _train(tmp_path / "wide", "--steps", "1", "--image_size", "16")
     bad = run_script("evaluate.py", *flags, "--against", tmp_path / "wide", check=False)
     assert bad.returncode != 0 and "not comparable on the same sequences (image_size 8 vs 16)" in bad.stderr
+
+
+@pytest.mark.parametrize("preset", ["tiny", "tiny_rgb"])
+def test_per_frame_values_are_each_frames_metric(preset):
+    cfg = vpn_tf.get_config(preset, num_frames=5, eval_num_frames=5)
+    model = vpn_tf.build_model(cfg)
+    rng = np.random.default_rng(0)
+    batch = {"video": rng.integers(0, 256, (3, 5, 8, 8, cfg.channels)).astype(np.uint8)}
+    if cfg.action_dim:
+        batch["actions"] = rng.normal(size=(3, 5, cfg.action_dim)).astype(np.float32)
+        batch["states"] = rng.normal(size=(3, 5, cfg.state_dim)).astype(np.float32)
+    ds = tf.data.Dataset.from_tensor_slices(batch)
+    values = training.per_frame_values(cfg, model, ds, batch_size=2)
+    assert values.shape == (3, 5 - cfg.context_frames)
+    np.testing.assert_allclose(values.mean(1), training.per_sequence_values(cfg, model, ds), rtol=1e-6)
+    # Frame by frame, by hand: nats in the frame (grey) or nats per dimension within it (RGB).
+    lp = model.log_prob(**{k: tf.constant(v) for k, v in batch.items()}).numpy().astype(np.float64)
+    by_hand = -lp.sum((2, 3, 4)) if cfg.output == "sigmoid" else -lp.mean((2, 3, 4))
+    np.testing.assert_allclose(values, by_hand, rtol=1e-5)
 
 
 def test_per_sequence_values_and_their_paired_difference():

@@ -450,7 +450,24 @@ def per_sequence_values(config: VPNConfig, model: keras.Model, dataset, batch_si
     For paired comparisons of two models on the same sequences (`paired_difference`); single-device. The
     `Evaluator` gives the distributed mean and standard error of one model.
     """
-    step = tf.function(lambda batch: per_example_nats(config, batch_log_prob(config, model, batch)))
+    return _values(lambda lp: per_example_nats(config, lp), config, model, dataset, batch_size)
+
+
+def per_frame_values(config: VPNConfig, model: keras.Model, dataset, batch_size: int | None = None) -> np.ndarray:
+    """The paper's metric of every predicted frame of every sequence: float64 `[N, T_pred]` (nats in each frame for
+    sigmoid configs, nats/dim within each frame for softmax ones), so that the mean over frames is
+    `per_sequence_values`. Where in time the nats are: appearance errors stay flat, motion errors grow."""
+
+    def reduce(log_prob):
+        if config.output == "sigmoid":
+            return -distributions.per_frame(log_prob)
+        return -tf.reduce_mean(log_prob, axis=[2, 3, 4])
+
+    return _values(reduce, config, model, dataset, batch_size)
+
+
+def _values(reduce, config, model, dataset, batch_size):
+    step = tf.function(lambda batch: reduce(batch_log_prob(config, model, batch)))
     values = [step(batch).numpy() for batch in dataset.batch(batch_size or config.batch_size)]
     if not values:
         raise TrainingError("the evaluation dataset is empty")
