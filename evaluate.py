@@ -14,14 +14,17 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # our `datasets/
 
 from vpn_tf import cli  # noqa: E402
 
-# The trained cpu_moving_mnist checkpoint shipped with the repository (RESULTS.md): the default model.
+# The default model: the shipped grey-input Moving MNIST VPN (RESULTS.md), best on the paper's likelihood. (sample.py's
+# default is the binary-input one, whose samples keep their ink.)
 SHIPPED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained", "cpu_moving_mnist")
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--workdir", default=SHIPPED, help="a train.py working directory (default: the shipped pretrained model)"
+        "--workdir",
+        default=SHIPPED,
+        help="a train.py working directory (default: the shipped grey-input VPN, pretrained/cpu_moving_mnist)",
     )
     parser.add_argument("--checkpoint", default=None, help="a checkpoint path (default: the latest in --workdir)")
     parser.add_argument("--split", default="test", help="test (default), validation, test_seen, test_novel")
@@ -99,7 +102,8 @@ def main(argv=None):
         n_ctx = config.context_frames
         rows = {"frame": list(range(n_ctx + 1, n_ctx + 1 + values.shape[1]))}
         rows["mean"] = [float(v) for v in values.mean(0)]
-        rows["stderr"] = [float(v) for v in values.std(0, ddof=1) / np.sqrt(len(values))] if len(values) > 1 else []
+        spread = values.std(0, ddof=1) / np.sqrt(len(values)) if len(values) > 1 else [None] * values.shape[1]
+        rows["stderr"] = [None if v is None else float(v) for v in spread]  # None (JSON null): one sequence
         if config.output == "sigmoid":
             bound = _per_frame_lower_bound(ds, n_ctx)
             rows["lower_bound"] = [float(v) for v in bound]
@@ -110,7 +114,7 @@ def main(argv=None):
             + "):"
         )
         for t, frame in enumerate(rows["frame"]):
-            se = f" +- {rows['stderr'][t]:.3f}" if rows["stderr"] else ""
+            se = f" +- {rows['stderr'][t]:.3f}" if rows["stderr"][t] is not None else ""
             bound_text = f"  (bound {rows['lower_bound'][t]:.2f})" if "lower_bound" in rows else ""
             print(f"  frame {frame}: {rows['mean'][t]:.3f}{se}{bound_text}")
     if args.against:

@@ -456,7 +456,7 @@ def per_sequence_values(config: VPNConfig, model: keras.Model, dataset, batch_si
 def per_frame_values(config: VPNConfig, model: keras.Model, dataset, batch_size: int | None = None) -> np.ndarray:
     """The paper's metric of every predicted frame of every sequence: float64 `[N, T_pred]` (nats in each frame for
     sigmoid configs, nats/dim within each frame for softmax ones), so that the mean over frames is
-    `per_sequence_values`. Where in time the nats are: appearance errors stay flat, motion errors grow."""
+    `per_sequence_values`. Teacher-forced like the metric: each frame is scored given the true frames before it."""
 
     def reduce(log_prob):
         if config.output == "sigmoid":
