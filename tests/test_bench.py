@@ -10,7 +10,7 @@ import pytest
 from bench.common import interleaved
 from bench.train_step import run
 from vpn_tf import get_config
-from vpn_tf.cost import training_flops_per_sequence
+from vpn_tf.cost import forward_macs_per_frame, training_flops_per_sequence
 
 
 def test_interleaved_alternates_the_functions_and_keeps_each_ones_fastest_round():
@@ -21,11 +21,17 @@ def test_interleaved_alternates_the_functions_and_keeps_each_ones_fastest_round(
     assert set(best) == {"a", "b"} and all(0 <= v < float("inf") for v in best.values())
 
 
-def test_train_step_benchmark_reports_consistent_ratios_on_the_tiny_preset():
-    overrides = {"hidden": 16, "image_size": 16}  # big enough that the rounded GFLOP/s figures keep two digits
+@pytest.mark.parametrize("train_context_frames", [0, 1])
+def test_train_step_benchmark_reports_consistent_ratios_on_the_tiny_preset(train_context_frames):
+    # big enough that the rounded GFLOP/s figures keep two digits; 1 scores frames 1 and 2, not only 2
+    overrides = {"hidden": 16, "image_size": 16, "train_context_frames": train_context_frames}
     record = run("tiny", batch=2, frames=3, repeats=1, overrides=overrides)
+    assert record["train_context_frames"] == train_context_frames
     config = get_config("tiny", batch_size=2, num_frames=3, **overrides)
     flops = training_flops_per_sequence(config, 3) * 2
+    if train_context_frames:  # the decoder also runs on frame 1: one more frame of decoder arithmetic, x3 x2
+        paper = training_flops_per_sequence(config.replace(train_context_frames=0), 3) * 2
+        assert flops - paper == 2 * 6 * forward_macs_per_frame(config)["decoder"]
     assert record["tflop_per_step"] == round(flops / 1e12, 4)
     assert abs(record["achieved_gflops"] * record["seconds_per_step"] - flops / 1e9) <= 0.05 * flops / 1e9
     assert (
