@@ -2,9 +2,12 @@
 with each dataset and through training)."""
 
 import numpy as np
+import pytest
 
 import vpn_tf
 from datasets import pipelines
+from tests.scripts import run_script
+from vpn_tf import training
 
 
 def _take(ds, n):
@@ -107,3 +110,19 @@ def test_runs_validate_on_what_they_are_measured_by():
     assert pipelines.validation_binary_seed(vpn_tf.get_config("tiny", binarize_inputs=True)) == 0
     mixed = vpn_tf.get_config("tiny", binarize_inputs=True, binarize_fraction=0.5)
     assert pipelines.validation_binary_seed(mixed) is None  # a mixture is validated on the paper's grey frames
+
+
+@pytest.mark.parametrize("fraction, reading", [("1.0", "binary"), ("0.5", "grey")])
+def test_train_py_validates_on_the_reading_the_run_is_measured_by(tmp_path, fraction, reading):
+    # (Here, not in test_training.py: it tests which frames validate, not kernels, so CI runs it once.)
+    flags = ("--config", "tiny", "--no_progress", "--workdir", tmp_path, "--steps", "2", "--no_samples")
+    out = run_script("train.py", *flags, "--binarize_inputs", "--binarize_fraction", fraction, check=True)
+    printed = float(out.stdout.split("nats_per_frame=")[1].split()[0])
+    config, model = training.restore_model(str(tmp_path))
+    n = config.eval_sequences
+    binary, grey = (
+        training.Evaluator(config, model)(pipelines.eval_dataset(config, "validation", n, binary_seed=seed))
+        for seed in (0, None)
+    )
+    assert abs(binary["nats_per_frame"] - grey["nats_per_frame"]) > 1e-3  # the readings differ on these weights
+    assert printed == pytest.approx({"binary": binary, "grey": grey}[reading]["nats_per_frame"], abs=1e-4)

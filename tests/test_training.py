@@ -620,19 +620,3 @@ def test_evaluation_of_the_binary_reading_scores_binary_inputs_against_grey_leve
     np.testing.assert_allclose(
         training.per_sequence_values(config, model, ds, 2), training.per_example_nats(config, by_hand), rtol=1e-5
     )
-
-
-@pytest.mark.parametrize("fraction, reading", [("1.0", "binary"), ("0.5", "grey")])
-def test_train_py_validates_on_the_reading_the_run_is_measured_by(tmp_path, fraction, reading):
-    from datasets import pipelines
-
-    out = _train(tmp_path, "--steps", "2", "--binarize_inputs", "--binarize_fraction", fraction, "--no_samples")
-    printed = float(out.stdout.split("nats_per_frame=")[1].split()[0])
-    config, model = training.restore_model(str(tmp_path))
-    n = config.eval_sequences
-    binary, grey = (
-        training.Evaluator(config, model)(pipelines.eval_dataset(config, "validation", n, binary_seed=seed))
-        for seed in (0, None)
-    )
-    assert abs(binary["nats_per_frame"] - grey["nats_per_frame"]) > 1e-3  # the readings differ on these weights
-    assert printed == pytest.approx({"binary": binary, "grey": grey}[reading]["nats_per_frame"], abs=1e-4)
