@@ -3,7 +3,7 @@ import pytest
 import tensorflow as tf
 
 import vpn_tf
-from vpn_tf.sampling import CachedDecoder, Sampler, TemporalState, frame_conditions, pixel_noise
+from vpn_tf.sampling import CachedDecoder, Sampler, TemporalState, frame_conditions, pixel_noise, recent_frames
 
 
 def _setup(preset, batch=2, **overrides):
@@ -37,6 +37,9 @@ def _setup(preset, batch=2, **overrides):
         ("tiny_rgb", {"block": "relu", "context_wiring": "input"}),
         ("tiny_rgb", {"context_wiring": "every_layer"}),
         ("tiny", {"context_wiring": "input"}),
+        ("tiny", {"decoder_past_frames": 3}),  # more past frames than the context holds: black before the video
+        ("tiny_rgb", {"decoder_past_frames": 1, "context_kernel_size": 5}),
+        ("tiny_rgb", {"decoder_past_frames": 2, "model": "baseline"}),
     ],
 )
 def test_cached_equals_naive_for_the_same_seed(preset, overrides):
@@ -163,6 +166,8 @@ def _probabilities(cfg, logits):
         ("tiny_rgb", {"block": "relu"}),
         ("tiny_rgb", {"context_wiring": "every_block"}),
         ("tiny_rgb", {"block": "relu", "context_wiring": "input", "first_kernel_size": 5}),
+        ("tiny", {"decoder_past_frames": 2, "context_kernel_size": 5}),
+        ("tiny_rgb", {"decoder_past_frames": 3}),
     ],
 )
 def test_cached_sampler_draws_from_the_teacher_forced_conditionals(preset, overrides, jit, loop):
@@ -184,7 +189,8 @@ def test_cached_sampler_draws_from_the_teacher_forced_conditionals(preset, overr
     for k in range(2):
         t = cfg.context_frames + k
         cond_t = None if conds is None else conds[:, t]
-        frame, logits = generate(state[0], cond_t, seed + k, tf.constant(1.0), return_logits=True)
+        decoder_context = model.decoder_context(state[0], recent_frames(cfg, video))
+        frame, logits = generate(decoder_context, cond_t, seed + k, tf.constant(1.0), return_logits=True)
         drawn.append(logits.numpy())
         video = tf.concat([video, frame[:, None]], axis=1)
         state = sampler.temporal.step(state, frame, cond_t)

@@ -79,6 +79,13 @@ class VPNConfig:
     (our first wiring, kept for comparison and for checkpoints written before this field existed)."""
     context_kernel_size: int = 3
     """Kernel of the "every_block" context projections (odd; 1 means the context at the pixel only)."""
+    decoder_past_frames: int = 0
+    """Not in the paper (0, the default, is the paper's model). The decoder also reads the pixels of the last
+    `decoder_past_frames` frames before the one it predicts, unmasked, concatenated to the ConvLSTM output it reads
+    as its context (so they enter through the context projections, `context_kernel_size` wide). Why: at small
+    widths the ConvLSTM state keeps where a digit is better than its shape (RESULTS.md); the last frames hold the
+    shape at full resolution, and two of them hold the local motion. They depend on past frames only, so causality
+    is untouched. Frames before the video's first are read as black."""
     output: str = "sigmoid"
     """"sigmoid": one logit per pixel against grey-level targets (Moving MNIST only, Eq. 5);
     "softmax": 256 logits per colour channel."""
@@ -170,6 +177,12 @@ class VPNConfig:
         return self.train_context_frames or None
 
     @property
+    def context_channels(self) -> int:
+        """Channels of the context the decoder reads: the ConvLSTM output, plus the pixels of
+        `decoder_past_frames` past frames."""
+        return self.lstm_channels + self.decoder_past_frames * self.channels
+
+    @property
     def dilations(self) -> tuple[int, ...]:
         """Per-encoder-block dilation rates: the scheme repeated over the blocks."""
         scheme = self.encoder_dilations
@@ -227,6 +240,7 @@ ARCHITECTURE_FIELDS = (
     "first_kernel_size",
     "context_wiring",
     "context_kernel_size",
+    "decoder_past_frames",
     "output",
     "action_dim",
     "state_dim",
@@ -255,6 +269,10 @@ def validate(c: VPNConfig) -> None:
     _check(
         c.context_kernel_size >= 1 and c.context_kernel_size % 2 == 1,
         f"context_kernel_size must be a positive odd int. Received: context_kernel_size={c.context_kernel_size}",
+    )
+    _check(
+        c.decoder_past_frames >= 0,
+        f"decoder_past_frames must be >= 0. Received: decoder_past_frames={c.decoder_past_frames}",
     )
     _check(
         c.channels in (1, 3),

@@ -125,6 +125,21 @@ def frame_conditions(config: VPNConfig, actions, states, num_total, batch):
     return tf.concat(parts, axis=-1)
 
 
+def recent_frames(config: VPNConfig, video):
+    """The last `decoder_past_frames` frames of uint8 `video` `[B, T, H, W, C]`, most recent first, black where the
+    video is shorter: `[B, k, H, W, C]` (what `VideoPixelNetwork.decoder_context` reads; k = 0 gives an empty
+    tensor)."""
+    k = config.decoder_past_frames
+    video = tf.convert_to_tensor(video)
+    padded = tf.concat([tf.zeros_like(video[:, :1])] * k + [video], axis=1) if k else video
+    return tf.reverse(padded[:, tf.shape(padded)[1] - k :], axis=[1])
+
+
+def push_frame(recent, frame):
+    """`recent` with uint8 `frame` `[B, H, W, C]` as its most recent entry (the oldest dropped)."""
+    return tf.concat([frame[:, None], recent[:, :-1]], axis=1)[:, : tf.shape(recent)[1]]
+
+
 class TemporalState:
     """Runs a model's encoder and ConvLSTM cell one frame at a time (for sampling)."""
 
@@ -801,23 +816,25 @@ class Sampler:
         total = n_ctx + num_frames
         conds = frame_conditions(self.config, actions, states, total, batch)
         state = self.temporal.run(context, None if conds is None else conds[:, :n_ctx])
+        recent = recent_frames(self.config, context)
         c = self.config
         frames = tf.TensorArray(tf.uint8, size=num_frames, element_shape=[None, c.image_size, c.image_size, c.channels])
 
-        def body(k, h, cc, frames):
+        def body(k, h, cc, recent, frames):
             t = n_ctx + k
             cond_t = None if conds is None else conds[:, t]
+            decoder_context = self.model.decoder_context(h, recent)
             if self.groups > 1:
-                frame = self._frame_in_groups(h, cond_t, frame_seed(seed, t), temperature, self.groups)
+                frame = self._frame_in_groups(decoder_context, cond_t, frame_seed(seed, t), temperature, self.groups)
             else:
                 # The frame's own function, XLA-compiled when `jit`: inside an export it keeps that mark, so a
                 # loaded SavedModel (and TF Serving with --xla_cpu_compilation_enabled=true) runs it compiled.
-                frame = self._compiled_frame(h, cond_t, frame_seed(seed, t), temperature)
+                frame = self._compiled_frame(decoder_context, cond_t, frame_seed(seed, t), temperature)
             frames = frames.write(k, frame)
             h, cc = self.temporal.step((h, cc), frame, cond_t)
-            return k + 1, h, cc, frames
+            return k + 1, h, cc, push_frame(recent, frame), frames
 
-        _, _, _, frames = tf.while_loop(lambda k, *_: k < num_frames, body, (tf.constant(0), *state, frames))
+        _, _, _, _, frames = tf.while_loop(lambda k, *_: k < num_frames, body, (tf.constant(0), *state, recent, frames))
         return tf.transpose(frames.stack(), [1, 0, 2, 3, 4])
 
     def sample(self, context, num_frames: int, seed=(0, 0), actions=None, states=None, temperature=1.0, progress=False):
@@ -852,15 +869,19 @@ class Sampler:
         temperature = tf.constant(temperature, tf.float32)
         conds = frame_conditions(c, actions, states, total, batch)
         state = self.temporal.run(context, None if conds is None else conds[:, :n_ctx])
+        recent = recent_frames(c, tf.constant(context))
         out = []
         from tqdm import tqdm
 
         for k in tqdm(range(num_frames), desc="sampling", unit="frame", disable=not progress):
             t = n_ctx + k
             cond_t = None if conds is None else conds[:, t]
-            frame = self.generate_frame(state[0], cond_t, frame_seed(seed, t), temperature)
+            frame = self.generate_frame(
+                self.model.decoder_context(state[0], recent), cond_t, frame_seed(seed, t), temperature
+            )
             out.append(frame)
             state = self.temporal.step(state, frame, cond_t)
+            recent = push_frame(recent, frame)
         return np.stack([f.numpy() for f in out], axis=1)
 
 

@@ -107,7 +107,7 @@ class VideoPixelNetwork(keras.Model):
         frame = (None, s, s, c.channels)
         self.encoder.build(frame)
         self.core.build((None, None, s, s, 2 * c.hidden))
-        context = (None, s, s, c.lstm_channels)
+        context = (None, s, s, c.context_channels)
         if c.model == "vpn":
             self.decoder.build(frame, context)
         else:
@@ -158,7 +158,10 @@ class VideoPixelNetwork(keras.Model):
         encoded = self.encoder(past, condition=past_cond)
         encoded = ops.reshape(encoded, (batch, frames - 1, s, s, 2 * c.hidden))
         states_seq = self.core(encoded)  # [batch, T-1, s, s, L]; entry t-1 summarises F_0..F_{t-1}.
-        context = ops.reshape(states_seq[:, n_ctx - 1 :], (-1, s, s, c.lstm_channels))
+        context = states_seq[:, n_ctx - 1 :]
+        if c.decoder_past_frames:
+            context = ops.concatenate([context, self._past_pixels(x, n_ctx)], axis=-1)
+        context = ops.reshape(context, (-1, s, s, c.context_channels))
 
         dec_cond = None if cond is None else ops.reshape(cond[:, n_ctx:], (-1, c.condition_dim))
         if c.model == "vpn":
@@ -167,6 +170,28 @@ class VideoPixelNetwork(keras.Model):
         else:
             logits = self.decoder(context, condition=dec_cond)
         return ops.reshape(logits, (batch, predicted, s, s, ch, c.num_classes))
+
+    def _past_pixels(self, x, first):
+        """`[batch, T - first, H, W, k * C]`: for each frame t >= first, the scaled pixels of frames t-1 .. t-k
+        (most recent first; frames before the video's first are black, -1)."""
+        k = self.config.decoder_past_frames
+        frames = ops.shape(x)[1]
+        pad = ops.repeat(-ops.ones_like(x[:, :1]), k, axis=1)
+        padded = ops.concatenate([pad, x], axis=1)
+        parts = [padded[:, first - 1 - i + k : frames - 1 - i + k] for i in range(k)]
+        return ops.concatenate(parts, axis=-1)
+
+    def decoder_context(self, h, recent=None):
+        """The context the decoder reads for one frame: the ConvLSTM output `h` `[B, H, W, L]`, with the scaled
+        pixels of the last `decoder_past_frames` frames (uint8 `recent` `[B, k, H, W, C]`, most recent first) when
+        the config asks for them (for sampling; `call` builds the same for every frame at once)."""
+        k = self.config.decoder_past_frames
+        h = ops.cast(h, self.compute_dtype)
+        if not k:
+            return h
+        past = scale_pixels(recent, self.compute_dtype)  # [B, k, H, W, C]
+        past = ops.concatenate([past[:, i] for i in range(k)], axis=-1)
+        return ops.concatenate([h, past], axis=-1)
 
     # -- Public API ----------------------------------------------------------------------------------------------
 
