@@ -17,6 +17,7 @@ from vpn_tf import cli  # noqa: E402
 # The default model: the shipped grey-input Moving MNIST VPN (RESULTS.md), best on the paper's likelihood. (sample.py's
 # default is the binary-input one, whose samples keep their ink.)
 SHIPPED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained", "cpu_moving_mnist")
+DIGIT_READER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained", "digit_reader")
 
 
 def main(argv=None):
@@ -46,12 +47,12 @@ def main(argv=None):
         metavar="N",
         help="also sample one continuation of the first N sequences and report sampled / true ink per predicted frame",
     )
-    parser.add_argument("--seed", type=int, nargs=2, default=(0, 0), help="sampling seed for --ink")
+    parser.add_argument("--seed", type=int, nargs=2, default=(0, 0), help="sampling seed for --ink and --legibility")
     parser.add_argument(
         "--ink_diagnostics",
         action="store_true",
         help="with --ink: also one-step samples from the true context (grey and binarised) and the teacher-forced "
-        "expected ink, per predicted frame (vpn_tf.sampling.ink_diagnostics: where sampled ink goes missing)",
+        "expected ink, per predicted frame (vpn_tf.diagnostics.ink_diagnostics: where sampled ink goes missing)",
     )
     parser.add_argument(
         "--per_frame",
@@ -68,15 +69,30 @@ def main(argv=None):
         "seed and is scored against the grey levels (what a --binarize_inputs model trains on; one draw per "
         "sequence). Default: it reads the grey frames, the paper's metric",
     )
+    parser.add_argument(
+        "--legibility",
+        type=int,
+        default=0,
+        metavar="N",
+        help="Moving MNIST: sample one continuation of the first N sequences and report, per predicted frame, the "
+        "fraction a digit reader reads right (beside true frames, binarised true frames and chance) and how well "
+        "the samples track the truth (beside the last context frame held still)",
+    )
+    parser.add_argument(
+        "--reader",
+        default=DIGIT_READER,
+        help="the digit reader's directory for --legibility (default pretrained/digit_reader)",
+    )
     args = cli.parse_known(parser, argv)
 
     import numpy as np
 
     from datasets import pipelines
-    from vpn_tf import training
+    from vpn_tf import devices, training
 
     try:
         config, model = training.restore_model(args.workdir, args.checkpoint)
+        print(f"{config.name} from {args.checkpoint or args.workdir}; {devices.describe()}", file=sys.stderr)
         if args.data_dir:
             config = config.replace(data_dir=args.data_dir)
         if args.binary_inputs is not None and config.output != "sigmoid":
@@ -151,7 +167,8 @@ def main(argv=None):
     if args.ink_diagnostics and not args.ink:
         raise SystemExit("error: --ink_diagnostics needs --ink N (the sequences to sample)")
     if args.ink:
-        from vpn_tf.sampling import Sampler, ink_diagnostics, ink_ratio
+        from vpn_tf.diagnostics import ink_diagnostics, ink_ratio
+        from vpn_tf.sampling import Sampler
 
         batch = next(iter(pipelines.eval_dataset(config, args.split, args.ink).batch(args.ink)))
         video, n_ctx = batch["video"].numpy(), config.context_frames
@@ -168,9 +185,45 @@ def main(argv=None):
         print(f"sampled / true ink per predicted frame ({len(video)} sequences, one sample each): {frames}")
         for name, values in metrics.get("ink_diagnostics", {}).items():
             print(f"  {name}: " + ", ".join(f"{v:.2f}" for v in values))
+    if args.legibility:
+        _legibility(config, model, args, metrics)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"split": args.split, **metrics}, f, indent=2)
+
+
+def _legibility(config, model, args, metrics):
+    from datasets import pipelines
+    from vpn_tf import diagnostics
+    from vpn_tf.models.digit_reader import DigitReader
+
+    try:
+        reader = DigitReader.load(args.reader) if config.dataset == "moving_mnist" else None
+        classes = pipelines.digit_classes(config, args.split, args.legibility) if reader else None
+    except (FileNotFoundError, ValueError) as e:
+        raise SystemExit(f"error: --legibility: {e}") from None
+    batch = next(iter(pipelines.eval_dataset(config, args.split, args.legibility).batch(args.legibility)))
+    vectors = {k: batch[k].numpy() for k in ("actions", "states") if k in batch}
+    report = diagnostics.sample_report(
+        model, batch["video"].numpy(), tuple(args.seed), reader=reader, classes=classes, **vectors
+    )
+    metrics["samples"] = {"sequences": args.legibility, "seed": list(args.seed), **report}
+    first = config.context_frames + 1
+
+    def row(name, r):
+        return f"  {name:<24}" + " ".join(f"{m:5.2f}+-{e:4.2f}" for m, e in zip(r["mean"], r["stderr"], strict=True))
+
+    frames = len(report["tracking"]["samples"]["mean"])
+    header = "  " + " " * 24 + " ".join(f"{'frame ' + str(first + t):>10}" for t in range(frames))
+    if "legibility" in report:
+        print(f"read right by the digit reader ({args.legibility} sequences, one sample each; mean +- se):")
+        print(header)
+        for name, r in report["legibility"].items():
+            print(row(name, r))
+    print("tracking (cosine similarity of blurred frames with the truth):")
+    print(header)
+    for name, r in report["tracking"].items():
+        print(row(name, r))
 
 
 def _per_frame_lower_bound(ds, context_frames):

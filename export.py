@@ -6,6 +6,7 @@ REST requests. `--untrained --config PRESET` exports freshly initialised weights
 """
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -21,13 +22,20 @@ def main(argv=None):
     parser.add_argument("--workdir", default=None, help="a train.py working directory (latest checkpoint)")
     parser.add_argument("--checkpoint", default=None, help="a specific checkpoint path inside --workdir")
     parser.add_argument("--export_dir", required=True, help="TF Serving layout: BASE/MODEL_NAME/VERSION (a number)")
-    parser.add_argument("--xla", action="store_true", help="XLA-compile the sampler's pixel loop (~40x faster)")
+    parser.add_argument("--xla", action="store_true", help="XLA-compile the sampler's pixel loop (BENCHMARKS.md)")
     parser.add_argument("--temperature", type=float, default=1.0, help="sampling temperature baked into `sample`")
+    parser.add_argument(
+        "--serving_device",
+        default="cpu",
+        choices=["cpu", "gpu"],
+        help="what the server runs on (default cpu). gpu: one row group (--groups 1) unless told otherwise",
+    )
     parser.add_argument(
         "--groups",
         type=int,
         default=None,
-        help="row groups whose pixel loops `sample` runs concurrently (default: this machine's usable cores, <= 8)",
+        help="row groups whose pixel loops `sample` runs concurrently: the server's cores on a CPU server (default: "
+        "this machine's usable cores, <= 8), 1 on a GPU server (more only multiplies its kernel launches per pixel)",
     )
     parser.add_argument("--untrained", action="store_true", help="export fresh weights of --config instead")
     parser.add_argument("--config", default=None, help="preset for --untrained")
@@ -40,6 +48,22 @@ def main(argv=None):
         raise SystemExit(f"error: --temperature must be > 0; got {args.temperature}")
     if args.groups is not None and args.groups < 1:
         raise SystemExit(f"error: --groups must be >= 1; got {args.groups}")
+
+    if args.serving_device == "gpu":
+        if args.groups is None:
+            args.groups = 1
+        elif args.groups > 1:
+            print(
+                f"warning: --groups {args.groups} with --serving_device gpu: a GPU runs the batch as one loop; "
+                f"{args.groups} groups launch {args.groups}x the kernels per pixel. Use --groups 1",
+                file=sys.stderr,
+            )
+        if args.xla:
+            print(
+                "warning: TF Serving's GPU images have failed to run XLA-marked SavedModels ('Could not find "
+                "compiler for platform CUDA', tensorflow/serving#2214, #2217); try the export on your server first",
+                file=sys.stderr,
+            )
 
     from vpn_tf import build_model, exporting, get_config, training
 
@@ -55,7 +79,9 @@ def main(argv=None):
         path = exporting.export(model, args.export_dir, xla=args.xla, temperature=args.temperature, groups=args.groups)
     except (training.TrainingError, ValueError, FileExistsError) as e:
         raise SystemExit(f"error: {e}") from None
-    print(f"SavedModel written to {path}")
+    with open(os.path.join(path, "assets.extra", "vpn_tf_export.json")) as f:
+        baked = json.load(f)
+    print(f"SavedModel written to {path} (`sample` runs {baked['groups']} row group(s); xla={baked['xla']})")
     cmd = ["saved_model_cli", "show", "--dir", path, "--tag_set", "serve", "--signature_def", "sample"]
     try:
         print(subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout)

@@ -55,7 +55,7 @@ def main(argv=None):
     from tqdm import tqdm
 
     from datasets import pipelines
-    from vpn_tf import training, visualize
+    from vpn_tf import devices, training, visualize
     from vpn_tf.sampling import Sampler
 
     try:
@@ -66,6 +66,7 @@ def main(argv=None):
                 models.append((config, _signature_sampler(tf.saved_model.load(args.saved_model).signatures["sample"])))
             else:
                 config, model = training.restore_model(workdir)
+                print(f"{config.name} from {workdir}; {devices.describe()}", file=sys.stderr)
                 sampler = Sampler(model, "cached")
                 models.append((config, lambda *a, s=sampler: s.sample(*a, args.temperature, progress=False)))
         config = models[0][0]

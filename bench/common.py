@@ -55,6 +55,34 @@ def interleaved(fns: dict, repeats: int = 3, warmup: int = 1) -> dict:
     return best
 
 
+def bench_device() -> str:
+    """The device a single-device benchmark runs on: the first GPU when TensorFlow sees one, else the CPU."""
+    import tensorflow as tf
+
+    return "/gpu:0" if tf.config.list_physical_devices("GPU") else "/cpu:0"
+
+
+def reset_peak_memory(device: str) -> None:
+    """Starts a fresh peak-memory reading on a GPU (a process's host peak cannot be reset: it starts afresh with
+    each new process, which is why `bench.memory` measures each point in its own)."""
+    import tensorflow as tf
+
+    if device.startswith("/gpu"):
+        tf.config.experimental.reset_memory_stats(device.lstrip("/").upper())
+
+
+def peak_memory_mb(device: str) -> tuple[float, str]:
+    """(peak MB, where it was read): the GPU allocator's peak since `reset_peak_memory` on a GPU, else the
+    process's resident high-water mark (VmHWM) on the host."""
+    import tensorflow as tf
+
+    if device.startswith("/gpu"):
+        return tf.config.experimental.get_memory_info(device.lstrip("/").upper())["peak"] / 2**20, "gpu_allocator_peak"
+    with open("/proc/self/status") as f:
+        hwm = [line for line in f if line.startswith("VmHWM:")][0].split()[1]
+    return int(hwm) / 1024, "host_vmhwm"
+
+
 def machine() -> dict:
     import tensorflow as tf
 
@@ -67,4 +95,19 @@ def machine() -> dict:
                     break
     except OSError:
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "tensorflow": tf.__version__, "python": platform.python_version()}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "tensorflow": tf.__version__,
+        "python": platform.python_version(),
+        "onednn": onednn_enabled(),
+        "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
+    }
+
+
+def onednn_enabled() -> bool:
+    """Whether TensorFlow's oneDNN CPU kernels are on in this process (on by default where the CPU has AVX-512;
+    TF_ENABLE_ONEDNN_OPTS=0 turns them off)."""
+    from tensorflow.python.util import _pywrap_util_port
+
+    return bool(_pywrap_util_port.IsMklEnabled())

@@ -30,7 +30,9 @@ def training_rate(config_name: str = "cpu_moving_mnist", steps: int = 2) -> floa
     from vpn_tf import get_config, training
 
     config = get_config(config_name)
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    from bench.common import bench_device
+
+    strategy = tf.distribute.MirroredStrategy([bench_device()])
     with strategy.scope():
         state = training.create_train_state(config)
     ds = strategy.distribute_datasets_from_function(pipelines.distributed_train_dataset_fn(config, 0, 0))

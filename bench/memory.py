@@ -1,8 +1,10 @@
-"""Peak resident memory of a training step, per preset, and how it grows with frames and batch.
+"""Peak memory of a training step, per preset, and how it grows with frames and batch.
 
-Each point runs in a fresh process, building the model and taking two float32 train steps, and reads the process's
-own high-water mark (VmHWM in /proc/self/status: unlike `ru_maxrss`, which Linux carries across execve from the
-parent, it starts afresh with the new address space). `python -m bench.memory [--full]` prints JSON lines.
+Each point runs in a fresh process, building the model and taking two train steps on the visible device
+(`bench.common.bench_device`). On a GPU it reads the allocator's peak (`tf.config.experimental.get_memory_info`
+after `reset_memory_stats`); on the CPU the process's own high-water mark (VmHWM in /proc/self/status: unlike
+`ru_maxrss`, which Linux carries across execve from the parent, it starts afresh with the new address space). Each
+record names its `memory_source`. `python -m bench.memory [--full]` prints JSON lines.
 """
 
 from __future__ import annotations
@@ -19,16 +21,19 @@ _CHILD = """
 import json, sys
 sys.path.insert(0, {root!r})
 import time
+from bench.common import bench_device, peak_memory_mb, reset_peak_memory
 from bench.train_step import train_step_fn
 name, batch, frames, ctx, precision, remat = {name!r}, {batch}, {frames}, {ctx}, {precision!r}, {remat}
 overrides = {{"context_frames": ctx}} if ctx else {{}}
+device = bench_device()
+reset_peak_memory(device)
 step, flops, _ = train_step_fn(name, batch, frames, precision, overrides={{**overrides, "remat": remat}})
 step()
 t = time.perf_counter()
 step()
 seconds = time.perf_counter() - t
-hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")][0].split()[1]
-print(json.dumps({{"peak_rss_mb": int(hwm) / 1024, "seconds": seconds}}))
+peak, source = peak_memory_mb(device)
+print(json.dumps({{"peak_rss_mb": peak, "memory_source": source, "device": device, "seconds": seconds}}))
 """
 
 
@@ -159,6 +164,8 @@ def main(argv=None):
                     "frames": frames,
                     "context_frames": ctx,
                     "peak_rss_mb": round(r["peak_rss_mb"]),
+                    "memory_source": r["memory_source"],
+                    "device": r["device"],
                     **machine(),
                 }
             )

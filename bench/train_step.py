@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import argparse
 
-from bench.common import emit, interleaved, machine
+from bench.common import bench_device, emit, interleaved, machine, peak_memory_mb, reset_peak_memory
 
 
 def conv_microbenchmark(batch_frames: int, size: int, cin: int, cout: int, dtype="float32"):
@@ -55,7 +55,7 @@ def train_step_fn(config_name, batch, frames, precision="float32", jit=False, ov
     from vpn_tf.cost import training_flops_per_sequence
 
     config = get_config(config_name, batch_size=batch, num_frames=frames, **(overrides or {}))
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    strategy = tf.distribute.MirroredStrategy([bench_device()])
     with strategy.scope():
         state = training.create_train_state(config, precision)
     rng = np.random.default_rng(0)
@@ -87,7 +87,10 @@ def run(config_name, batch, frames, precision="float32", jit=False, repeats=3, o
         for _ in range(calls):
             micro()
 
+    device = bench_device()
+    reset_peak_memory(device)
     seconds = interleaved({"step": step, "micro": micro_block}, repeats=repeats, warmup=0)
+    peak_mb, memory_source = peak_memory_mb(device)
     achieved = flops / seconds["step"] / 1e9
     micro_gflops = micro_flops * calls / seconds["micro"] / 1e9
     return emit(
@@ -105,6 +108,9 @@ def run(config_name, batch, frames, precision="float32", jit=False, repeats=3, o
             "conv3x3_c_to_4c_microbenchmark_gflops": round(micro_gflops, 1),
             "micro_benchmark_shape": f"[{frames_encoded}, {config.image_size}, {config.image_size}, {c}] -> {4 * c}",
             "utilisation": round(achieved / micro_gflops, 3),
+            "device": device,
+            "peak_memory_mb": round(peak_mb),
+            "memory_source": memory_source,
             **machine(),
         }
     )

@@ -181,6 +181,66 @@ def train_stream(
 
 
 # ---------------------------------------------------------------------------------------------------------------------
+# Digit classes (for the digit reader, `vpn_tf.models.digit_reader`)
+# ---------------------------------------------------------------------------------------------------------------------
+
+READER_SEED = 424_242  # the digit reader's training stream: a training-digit stream no VPN run uses by default
+
+
+def digit_classes(split: str, seed: int, count: int, mnist_dir: str | None = None) -> np.ndarray:
+    """int64 `[count, NUM_DIGITS]`: the classes of the digits in the first `count` sequences of the stream
+    (split, seed), regenerated from the same seeds (`generate(..., with_digit_indices=True)`)."""
+    labels = mnist.load(split, mnist_dir)[1]
+    ds = generate(split, seed, count=count, num_frames=1, with_digit_indices=True, mnist_dir=mnist_dir)
+    indices = np.concatenate([b["digits"].numpy() for b in ds.batch(1024)]) if count else np.zeros((0, 2), int)
+    return labels[indices].astype(np.int64)
+
+
+def test_digit_classes(num_sequences: int, seed: int = TEST_SEED) -> np.ndarray:
+    """The digit classes of the first `num_sequences` sequences of the fixed test set."""
+    return digit_classes("test", seed * 2, num_sequences)
+
+
+def reader_training_frames(num_sequences: int = 3000, frames_per_sequence: int = 10, seed: int = READER_SEED):
+    """(uint8 frames `[N, 64, 64, 1]`, int64 classes `[N, 2]`) from the *training* stream: `frames_per_sequence`
+    random frames of each of `num_sequences` sequences (training digits only, never test digits)."""
+    labels = mnist.load("train")[1]
+    ds = generate("train", seed * 2 + TRAIN_SEED_SALT, count=num_sequences, with_digit_indices=True)
+    rng = np.random.default_rng(seed)
+    frames, classes = [], []
+    for batch in ds.batch(256):
+        video, idx = batch["video"].numpy(), batch["digits"].numpy()
+        pick = rng.integers(0, video.shape[1], (len(video), frames_per_sequence))
+        frames.append(np.take_along_axis(video, pick[:, :, None, None, None], axis=1).reshape(-1, 64, 64, 1))
+        classes.append(np.repeat(labels[idx], frames_per_sequence, axis=0))
+    return np.concatenate(frames), np.concatenate(classes).astype(np.int64)
+
+
+def train_reader_command(out: str, steps: int = 3000, num_sequences: int = 3000, seed: int = 0) -> dict:
+    """Trains the digit reader on the training stream, saves it to `out`, and reports its accuracy on held-out
+    frames (test digits, which it never saw) with and without binarisation and with shuffled labels (chance)."""
+    from vpn_tf.models.digit_reader import train_reader
+
+    tf.config.experimental.enable_op_determinism()
+    frames, classes = reader_training_frames(num_sequences, seed=READER_SEED + seed)
+    reader = train_reader(frames, classes, steps=steps, seed=seed, progress=True)
+    path = reader.save(out)
+    held_out = next(iter(generate("test", TEST_SEED * 2 + 1, count=500).batch(500)))["video"].numpy()
+    truth = digit_classes("test", TEST_SEED * 2 + 1, 500)
+    rng = np.random.default_rng(seed)
+    binary = np.where(rng.random(held_out.shape) < held_out / 255.0, 255, 0).astype(np.uint8)
+    report = {
+        "weights": path,
+        "read_right_true_frames": float(reader.read_right(held_out, truth).mean()),
+        "read_right_binarised_frames": float(reader.read_right(binary, truth).mean()),
+        "read_right_shuffled_labels": float(reader.read_right(held_out, rng.permutation(truth)).mean()),
+    }
+    with open(os.path.join(out, "reader.json"), "w") as f:
+        json.dump({**report, "steps": steps, "training_sequences": num_sequences, "seed": seed}, f, indent=2)
+    return report
+
+
+# ---------------------------------------------------------------------------------------------------------------------
 # The fixed test set
 # ---------------------------------------------------------------------------------------------------------------------
 
@@ -361,7 +421,15 @@ def main(argv=None):
     bt = sub.add_parser("build_test", help="generate the test-set TFRecord cache")
     bt.add_argument("--num_sequences", type=int, default=TEST_SIZE)
     bt.add_argument("--cache_dir", default=None)
+    tr = sub.add_parser("train_reader", help="train the digit reader that measures sample legibility")
+    tr.add_argument("--out", required=True, help="directory for the reader's weights (e.g. pretrained/digit_reader)")
+    tr.add_argument("--steps", type=int, default=3000)
+    tr.add_argument("--num_sequences", type=int, default=3000, help="training-stream sequences (10 frames each)")
+    tr.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.command == "train_reader":
+        print(json.dumps(train_reader_command(args.out, args.steps, args.num_sequences, args.seed), indent=2))
+        return
     if args.command == "build_test":
         print(build_test(args.cache_dir, args.num_sequences))
         return

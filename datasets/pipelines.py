@@ -172,6 +172,19 @@ def eval_dataset(
     return ds if binary_seed is None else with_binary_frames(ds, binary_seed)
 
 
+def digit_classes(config: VPNConfig, split: str, num_sequences: int):
+    """Moving MNIST: int64 `[num_sequences, 2]`, the classes of the digits in the first sequences of a held-out
+    split, in `eval_dataset`'s order (for the digit reader, `vpn_tf.diagnostics.legibility`)."""
+    _check_split(config, split)
+    if config.dataset != "moving_mnist" or split == "train":
+        raise ValueError(
+            f"digit classes exist for Moving MNIST's held-out splits only. Received {config.dataset}, {split}"
+        )
+    if split == "validation":
+        return moving_mnist.digit_classes("train", VALIDATION_SEED * 2, num_sequences)
+    return moving_mnist.test_digit_classes(num_sequences)
+
+
 def distributed_train_dataset_fn(config: VPNConfig, seed: int, start: int):
     """A function of a `tf.distribute.InputContext` giving that pipeline's per-replica batched training data."""
 

@@ -9,6 +9,10 @@ if ROOT not in sys.path:
 
 import keras  # noqa: E402
 import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+# Exactness checks (cached == naive bytes, conditionals to 1e-5) assume IEEE float32: no TensorFloat-32 on Ampere+.
+tf.config.experimental.enable_tensor_float_32_execution(False)
 
 
 @pytest.fixture(autouse=True)

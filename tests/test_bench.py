@@ -197,3 +197,26 @@ def test_context_ablation_main_reports_the_ablation_with_its_paired_difference(t
     diff = ablated["paired_difference"]
     assert diff["mean"] == pytest.approx(ablated["nats_per_frame"] - full["nats_per_frame"], abs=1e-6)
     assert diff["stderr"] >= 0 and 0 <= full["moving_fraction"] <= 1
+
+
+def test_memory_is_read_from_the_gpu_allocator_when_a_gpu_is_visible(monkeypatch):
+    import tensorflow as tf
+
+    from bench import common
+
+    assert common.bench_device() == "/cpu:0"
+    mb, source = common.peak_memory_mb("/cpu:0")
+    assert source == "host_vmhwm" and mb > 10  # this process holds TensorFlow
+    fake = [tf.config.PhysicalDevice("/physical_device:GPU:0", "GPU")]
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: fake if kind == "GPU" else [])
+    calls = []
+    monkeypatch.setattr(tf.config.experimental, "reset_memory_stats", lambda d: calls.append(("reset", d)))
+    monkeypatch.setattr(
+        tf.config.experimental, "get_memory_info", lambda d: calls.append(("read", d)) or {"peak": 3 * 2**20}
+    )
+    device = common.bench_device()
+    assert device == "/gpu:0"
+    common.reset_peak_memory(device)
+    assert common.peak_memory_mb(device) == (3.0, "gpu_allocator_peak")
+    assert calls == [("reset", "GPU:0"), ("read", "GPU:0")]
+    assert common.machine()["gpus"] == ["/physical_device:GPU:0"]

@@ -1,4 +1,5 @@
 import concurrent.futures
+import json
 import os
 import subprocess
 import sys
@@ -160,6 +161,18 @@ def test_export_cli_unconditional(tmp_path):
     assert again.returncode != 0 and "already holds a SavedModel" in again.stderr
     bad = run_script("export.py", "--untrained", "--config", "tiny", "--export_dir", str(tmp_path / "mm" / "latest"))
     assert bad.returncode != 0 and "numeric version" in bad.stderr
+
+
+def test_export_for_a_gpu_server_runs_one_row_group_and_warns_about_more(tmp_path):
+    base = ("export.py", "--untrained", "--config", "tiny", "--serving_device", "gpu", "--export_dir")
+    out = run_script(*base, tmp_path / "gpu" / "1")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "runs 1 row group(s)" in out.stdout and "warning" not in out.stderr
+    assert json.load(open(tmp_path / "gpu" / "1" / "assets.extra" / "vpn_tf_export.json"))["groups"] == 1
+    out = run_script(*base, tmp_path / "gpu" / "2", "--groups", "4", "--xla")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "runs 4 row group(s)" in out.stdout
+    assert "warning: --groups 4 with --serving_device gpu" in out.stderr and "tensorflow/serving#2214" in out.stderr
 
 
 def _xla_marked_functions(path):

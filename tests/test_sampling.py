@@ -247,7 +247,7 @@ def test_bad_sampling_inputs():
 
 
 def test_ink_ratio_per_predicted_frame():
-    from vpn_tf.sampling import ink_ratio
+    from vpn_tf.diagnostics import ink_ratio
 
     truth = np.zeros((2, 3, 4, 4, 1), np.uint8)
     truth[:, :, 0, 0] = 200  # 200 ink per frame and sequence
@@ -259,7 +259,7 @@ def test_ink_ratio_per_predicted_frame():
 
 @pytest.mark.parametrize("preset", ["tiny", "tiny_rgb"])
 def test_ink_diagnostics_separate_one_step_and_fed_back_samples(preset):
-    from vpn_tf.sampling import ink_diagnostics
+    from vpn_tf.diagnostics import ink_diagnostics
 
     cfg, model, _, _ = _setup(preset)
     rng = np.random.default_rng(4)

@@ -227,6 +227,14 @@ def test_two_replicas_take_the_one_device_step(data_parallel, update):
         assert a > 0 and b == pytest.approx(a, rel=1e-5)
 
 
+def test_remat_on_two_replicas_with_xla_and_bfloat16_takes_the_same_step(data_parallel):
+    r = data_parallel["remat_xla_bfloat16"]
+    assert r["loss"][0] == pytest.approx(r["loss"][1], rel=1e-6)
+    assert r["norm"][0] == pytest.approx(r["norm"][1], rel=1e-3)
+    # The step moved the weights, and remat moved them the same way (RMSprop's first step is ~lr per weight).
+    assert r["update"] > 1e-4 and r["max_weight_diff"] <= 1e-3 * r["update"]
+
+
 def test_one_gradient_all_reduce_per_step(data_parallel):
     # Every cross-replica reduction in the traced step, by shape: exactly the trainable variables' gradients, once
     # each (metrics stay on the replicas until read).

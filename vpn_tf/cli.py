@@ -8,11 +8,26 @@ import difflib
 
 from vpn_tf.config import VPNConfig, get_config, preset_names
 
+_TRUE, _FALSE = ("1", "true", "yes"), ("0", "false", "no")
+
+
+def boolean(text: str) -> bool:
+    """A command-line bool: true/false, yes/no or 1/0 (any case); anything else is an error naming the choices."""
+    word = str(text).lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    raise argparse.ArgumentTypeError(f"expected one of true/false, yes/no, 1/0; got {text!r}")
+
 
 def _parse_value(field: dataclasses.Field, text: str):
     default = field.default
     if isinstance(default, bool):
-        return text.lower() in ("1", "true", "yes")
+        try:
+            return boolean(text)
+        except argparse.ArgumentTypeError as e:
+            raise ValueError(str(e)) from None
     if isinstance(default, tuple):
         return tuple(int(x) for x in text.split(",") if x)
     return type(default)(text)
@@ -46,7 +61,8 @@ def config_from_args(args: argparse.Namespace, default_preset: str) -> VPNConfig
             try:
                 overrides[f.name] = _parse_value(f, value)
             except ValueError:
-                raise SystemExit(f"error: --{f.name} expects {type(f.default).__name__}, got {value!r}") from None
+                expected = "true/false, yes/no or 1/0" if isinstance(f.default, bool) else type(f.default).__name__
+                raise SystemExit(f"error: --{f.name} expects {expected}, got {value!r}") from None
     try:
         return get_config(name, **overrides)
     except ValueError as e:

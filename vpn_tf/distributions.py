@@ -75,8 +75,10 @@ def categorical_log_prob(logits, pixels):
     """
     logits = tf.cast(logits, tf.float32)
     log_p = over_last_axis(tf.nn.log_softmax, logits)
-    index = tf.cast(pixels, tf.int32)[..., None]
-    return tf.gather(log_p, index, axis=-1, batch_dims=len(logits.shape) - 1)[..., 0]
+    # A one-hot contraction rather than a gather: a gather's gradient is a scatter over every dimension, which XLA
+    # on GPUs runs serially under op determinism; the contraction's gradient is an elementwise product.
+    one_hot = tf.one_hot(tf.cast(pixels, tf.int32), tf.shape(logits)[-1], dtype=tf.float32)
+    return tf.reduce_sum(log_p * one_hot, axis=-1)
 
 
 def log_prob(logits, pixels, output: str):

@@ -17,6 +17,7 @@ SavedModel honours (TF Serving on CPU needs `--xla_cpu_compilation_enabled=true`
 
 from __future__ import annotations
 
+import json
 import os
 
 import tensorflow as tf
@@ -187,4 +188,8 @@ def export(model, export_dir: str, xla: bool = False, temperature: float = 1.0, 
     # multiplicative units' fused gating is traced unfused too.
     with xla_gate_fusion(xla):
         tf.saved_model.save(module, export_dir, signatures=signatures)
+    # Written beside the graph: what the export baked in, for whoever deploys it.
+    os.makedirs(os.path.join(export_dir, "assets.extra"), exist_ok=True)  # TF Serving ignores what it does not know
+    with open(os.path.join(export_dir, "assets.extra", "vpn_tf_export.json"), "w") as f:
+        json.dump({"groups": module._sampler.groups, "xla": xla, "temperature": temperature}, f)
     return export_dir

@@ -27,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from vpn_tf.config import VPNConfig
+from vpn_tf.devices import set_tf32
 from vpn_tf.layers.relu_residual_block import ReLUResidualBlock
 from vpn_tf.layers.residual_multiplicative_block import ResidualMultiplicativeBlock
 from vpn_tf.models.vpn import scale_pixels
@@ -499,7 +500,9 @@ class CachedDecoder:
         t = tf.matmul(tf.nn.relu(h), weights["top", 0])
         t = tf.add_n([t, terms["top"]]) if "top" in terms else t + weights["top_bias", 0]
         logits = (
-            tf.matmul(tf.nn.relu(t), weights["logits", 0]) + weights["logits_bias", 0]
+            # The logit layer computes in float32 under mixed precision (`OutputHead`).
+            tf.matmul(tf.cast(tf.nn.relu(t), weights["logits", 0].dtype), weights["logits", 0])
+            + weights["logits_bias", 0]
         )  # [B, K * C], channel j = k * C + colour
         k, ch = self.config.num_classes, self.config.channels
         if ch > 1:
@@ -737,11 +740,17 @@ class Sampler:
             on our 2 cores: `python -m bench.sampling --groups 1` vs `--groups 2`). Every row gets the noise it gets
             in the whole batch, so the samples are the same up to float rounding of the per-group matrix products.
             Default: the usable CPU cores (at most 8) without a GPU, else 1.
+        tf32: leave TensorFloat-32 as it is. By default the sampler turns it off for the process
+            (`vpn_tf.devices.set_tf32(False)`): on Ampere and newer GPUs TensorFlow runs float32 convolutions and
+            matmuls in TF32 unless told otherwise, and then the cached sampler would neither reproduce the naive
+            one's bytes nor give the same video for the same seed on every device. No effect on CPUs.
     """
 
-    def __init__(self, model, method: str = "cached", jit: bool = True, groups: int | None = None):
+    def __init__(self, model, method: str = "cached", jit: bool = True, groups: int | None = None, tf32: bool = False):
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}. Received: method={method!r}")
+        if not tf32:
+            set_tf32(False)
         self.model = model
         self.config: VPNConfig = model.config
         self.method = method
@@ -888,69 +897,3 @@ class Sampler:
 def sample(model, context, num_frames, seed=(0, 0), actions=None, states=None, temperature=1.0, method="cached"):
     """One-call sampling; see `Sampler.sample`."""
     return Sampler(model, method).sample(context, num_frames, seed, actions, states, temperature)
-
-
-def ink_ratio(true_frames, sampled_frames):
-    """Mean sampled ink over mean true ink per predicted frame (ink: the sum of a frame's pixel intensities).
-
-    Args:
-        true_frames, sampled_frames: uint8 `[N, T, H, W, C]` (the same N sequences' future and a continuation).
-
-    Returns:
-        float64 `[T]`: 1 where samples keep as much ink as the truth, 0 where they fade to black (RESULTS.md tracks
-        it for Moving MNIST, whose continuations lost their digits).
-    """
-    true_ink = np.asarray(true_frames, np.float64).sum(axis=(2, 3, 4)).mean(axis=0)
-    sampled_ink = np.asarray(sampled_frames, np.float64).sum(axis=(2, 3, 4)).mean(axis=0)
-    return sampled_ink / true_ink
-
-
-def ink_diagnostics(model, video, seed=(0, 0), actions=None, states=None) -> dict:
-    """Where sampled ink goes missing: ink ratios (sampled or expected ink over true ink) per predicted frame.
-
-    Args:
-        model: a VPN or baseline.
-        video: uint8 `[N, T, H, W, C]` true sequences; the first `context_frames` are the context.
-        seed: sampling seed; frame t uses the key `frame_seed(seed, t)` in every row below.
-
-    Returns a dict of float64 `[T - context_frames]` arrays:
-        free_running: one continuation of the true context, each frame conditioned on the earlier samples (what
-            `sample.py` shows);
-        one_step: frame t sampled given the true frames before it (no sampled frame fed back);
-        one_step_binarised_context: the same, given true frames binarised to 0/255 (Bernoulli with p = x / 255,
-            numpy seeded by `seed`), i.e. frames like the sampler's own; for sigmoid models only;
-        teacher_forced_mean: the expected ink under the teacher-forced conditionals (each pixel's mean given the
-            true frames and the true pixels before it), no sampling at all.
-    A gap between teacher_forced_mean (~1) and one_step says the model's own draws within a frame lose ink; between
-    one_step and one_step_binarised_context, that binary frames fed back as context hurt; free_running compounds
-    the per-frame loss over frames.
-    """
-    from vpn_tf import distributions
-
-    c = model.config
-    video = np.asarray(video)
-    n_ctx, total = c.context_frames, video.shape[1]
-    sampler = Sampler(model)
-    out = {}
-    free = sampler.sample(video[:, :n_ctx], total - n_ctx, seed, actions=actions, states=states)
-    out["free_running"] = ink_ratio(video[:, n_ctx:], free)
-    rng = np.random.default_rng(np.asarray(seed, np.int64))
-    variants = {"one_step": video}
-    if c.output == "sigmoid":
-        variants["one_step_binarised_context"] = np.where(rng.random(video.shape) < video / 255.0, 255, 0).astype(
-            np.uint8
-        )
-    for name, source in variants.items():
-        ratios = []
-        for t in range(n_ctx, total):  # `sample` keys frame t by frame_seed(seed, t): the free-running noise
-            step_actions = None if actions is None else actions[:, : t + 1]
-            frame = sampler.sample(source[:, :t], 1, seed, actions=step_actions, states=states)
-            ratios.append(ink_ratio(video[:, t : t + 1], frame)[0])
-        out[name] = np.array(ratios)
-    kw = {k: tf.constant(v) for k, v in (("actions", actions), ("states", states)) if v is not None}
-    logits = model.conditional_logits(video=tf.constant(video), **kw)
-    mean = distributions.mean(logits, c.output).numpy()  # [N, T - ctx, H, W, C] on the 0..255 scale
-    out["teacher_forced_mean"] = mean.sum(axis=(2, 3, 4)).mean(0) / video[:, n_ctx:].astype(np.float64).sum(
-        axis=(2, 3, 4)
-    ).mean(0)
-    return out

@@ -23,7 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from vpn_tf import distributions
+from vpn_tf import devices, distributions
 from vpn_tf.config import ARCHITECTURE_FIELDS, VPNConfig
 from vpn_tf.models.vpn import build_model
 from vpn_tf.visualize import video_grid
@@ -100,20 +100,7 @@ class Plateau(tf.Module):
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def make_strategy(num_cpu_devices: int = 0) -> tf.distribute.Strategy:
-    """MultiWorkerMirroredStrategy when TF_CONFIG names a cluster, else MirroredStrategy over the local devices.
-
-    `num_cpu_devices` > 1 splits the CPU into that many logical devices (for testing data parallelism without GPUs);
-    it must be called before TensorFlow initialises its devices.
-    """
-    if num_cpu_devices > 1:
-        cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * num_cpu_devices)
-    if os.environ.get("TF_CONFIG") and json.loads(os.environ["TF_CONFIG"]).get("cluster"):
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    gpus = tf.config.list_logical_devices("GPU")
-    devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
-    return tf.distribute.MirroredStrategy(devices)
+make_strategy = devices.make_strategy  # kept here: part of the training API
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
@@ -182,7 +169,10 @@ class StepMetrics(tf.Module):
     The train step only adds to these variables, so the host never waits for a step to finish; the loop reads them
     every `log_every` steps (and before every evaluation and checkpoint). They are sync-on-read: each replica adds its
     share, and a read in cross-replica context sums (loss, metric) or takes the first replica's value (the gradient
-    norm and step count, identical on every replica).
+    norm and the step counts, identical on every replica).
+
+    A float16 step whose scaled gradients overflowed is skipped by the loss-scale optimizer (weights unchanged, scale
+    halved): it counts in `skipped`, and its (infinite) norm stays out of the gradient-norm mean.
     """
 
     def __init__(self):
@@ -193,21 +183,30 @@ class StepMetrics(tf.Module):
         self.metric = tf.Variable(0.0, aggregation=total, name="metric", **on_read)
         self.grad_norm = tf.Variable(0.0, aggregation=first, name="grad_norm", **on_read)
         self.steps = tf.Variable(0.0, aggregation=first, name="steps", **on_read)
+        self.skipped = tf.Variable(0.0, aggregation=first, name="skipped", **on_read)
 
-    def add(self, loss, metric, grad_norm):
-        """In replica context: this replica's share of the global loss and metric, and the global gradient norm."""
+    def add(self, loss, metric, grad_norm, applied=True):
+        """In replica context: this replica's share of the global loss and metric, the global gradient norm, and
+        whether the update was applied (False: an overflowed float16 step)."""
+        applied = tf.cast(applied, tf.float32)
         self.loss.assign_add(tf.cast(loss, tf.float32))
         self.metric.assign_add(tf.cast(metric, tf.float32))
-        self.grad_norm.assign_add(tf.cast(grad_norm, tf.float32))
+        # where(), not a product: 0 * inf is nan.
+        self.grad_norm.assign_add(tf.where(applied > 0, tf.cast(grad_norm, tf.float32), 0.0))
         self.steps.assign_add(1.0)
+        self.skipped.assign_add(1.0 - applied)
 
     def read(self) -> dict:
-        """Means over the steps since the last read, {"loss", "metric", "grad_norm", "steps"}; then resets."""
+        """Means over the steps since the last read, {"loss", "metric", "grad_norm", "steps", "skipped"}; the norm
+        is the mean over the applied steps (nan if none was). Then resets."""
         steps = float(self.steps.read_value())
-        out = {k: float(getattr(self, k).read_value()) / max(steps, 1.0) for k in ("loss", "metric", "grad_norm")}
-        for v in (self.loss, self.metric, self.grad_norm, self.steps):
+        skipped = float(self.skipped.read_value())
+        out = {k: float(getattr(self, k).read_value()) / max(steps, 1.0) for k in ("loss", "metric")}
+        applied = steps - skipped
+        out["grad_norm"] = float(self.grad_norm.read_value()) / applied if applied else float("nan")
+        for v in (self.loss, self.metric, self.grad_norm, self.steps, self.skipped):
             v.assign(tf.zeros_like(v.read_value()))
-        return {**out, "steps": int(steps)}
+        return {**out, "steps": int(steps), "skipped": int(skipped)}
 
 
 class _PreReducedGradients:
@@ -254,15 +253,21 @@ class TrainState:
         return opt.learning_rate
 
 
-def create_train_state(config: VPNConfig, mixed_precision: str = "float32") -> TrainState:
-    """Model (float32 variables, `mixed_precision` compute), RMSProp, counters; call under `strategy.scope()`."""
+def create_train_state(
+    config: VPNConfig, mixed_precision: str = "float32", initial_loss_scale: float | None = None
+) -> TrainState:
+    """Model (float32 variables, `mixed_precision` compute), RMSProp, counters; call under `strategy.scope()`.
+
+    float16 wraps RMSProp in Keras' dynamic `LossScaleOptimizer` (initial scale `initial_loss_scale`, Keras' 2^15 by
+    default; doubled after 2,000 good steps, halved by every overflowed step, which it skips)."""
     if mixed_precision not in MIXED_PRECISION:
         raise ValueError(f"mixed_precision must be one of {MIXED_PRECISION}. Received: {mixed_precision!r}")
     dtype = None if mixed_precision == "float32" else f"mixed_{mixed_precision}"
     model = build_model(config, dtype=dtype)
     optimizer = RMSprop(learning_rate=config.learning_rate)
     if mixed_precision == "float16":
-        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        scale = {} if initial_loss_scale is None else {"initial_scale": float(initial_loss_scale)}
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer, **scale)
     optimizer.build(model.trainable_variables)
     return TrainState(
         model=model,
@@ -344,11 +349,14 @@ def make_train_step(config: VPNConfig, state: TrainState, strategy: tf.distribut
         grads = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, grads)
         true_grads = [g / optimizer.dynamic_scale for g in grads] if scaled else grads
         norm = tf.linalg.global_norm(true_grads)
+        # Every replica holds the same reduced gradients, so all agree on this. Under loss scaling an overflowed
+        # step is skipped by the optimizer (scale halved, weights kept); without it a non-finite gradient is fatal.
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads]) if scaled else True
         if config.grad_clip_norm > 0:
             factor = tf.minimum(1.0, config.grad_clip_norm / (norm + 1e-12))
             grads = [g * tf.cast(factor, g.dtype) for g in grads]
         optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
-        state.metrics.add(loss, metric, norm)
+        state.metrics.add(loss, metric, norm, applied=finite)
 
     def step(batch):
         strategy.run(replica_step, args=(batch,))
@@ -532,6 +540,8 @@ def train_and_evaluate(
     progress: bool = True,
     sample_fn: Callable | None = None,
     max_minutes: float | None = None,
+    initial_loss_scale: float | None = None,
+    sample_metrics_fn: Callable | None = None,
 ) -> dict:
     """Trains `config` in `workdir` up to `config.steps` steps, resuming from the latest checkpoint there.
 
@@ -554,6 +564,10 @@ def train_and_evaluate(
         max_minutes: optional wall-clock budget for this invocation: once it is spent, the step in flight finishes,
             then the run evaluates and checkpoints as at `config.steps` and returns (how RESULTS.md compares models
             at equal budgets). TensorBoard's `wall_minutes` records the time spent, so curves can be read against it.
+        sample_metrics_fn: optional `fn(model) -> {tag: float}` written to TensorBoard at every evaluation, beside
+            the likelihood (e.g. `vpn_tf.diagnostics.sample_monitor`: legibility and tracking of samples).
+        initial_loss_scale: float16 only: the dynamic loss scale a new run starts from (a resumed run restores its
+            own). Overflowed steps are skipped and counted (`skipped_steps` in TensorBoard and the progress bar).
 
     Returns:
         The last evaluation's metrics (or the last training metrics if there is no evaluation).
@@ -572,7 +586,7 @@ def train_and_evaluate(
     write_config(own_dir, config, {"seed": seed, "jit": jit, "mixed_precision": mixed_precision})
 
     with strategy.scope():
-        state = create_train_state(config, mixed_precision)
+        state = create_train_state(config, mixed_precision, initial_loss_scale)
     ckpt = state.checkpoint()
     manager = tf.train.CheckpointManager(ckpt, os.path.join(own_dir, "checkpoints"), max_to_keep=3)
     # Every worker resumes from the chief's latest checkpoint (workdir is on storage all workers share), so workers
@@ -598,11 +612,16 @@ def train_and_evaluate(
     started = t0 = time.perf_counter()
     budget = None if max_minutes is None else 60.0 * max_minutes
     state.metrics.read()  # start the accumulators from zero
+    skipped_total = 0
+
+    loss_scaled = isinstance(state.optimizer, keras.optimizers.LossScaleOptimizer)
 
     def read_metrics():
-        """Waits for the steps in flight; raises (saving nothing) if any of them was not finite."""
+        """Waits for the steps in flight; raises (saving nothing) if any of them had a non-finite loss, or a
+        non-finite gradient that no loss scale accounts for. Overflowed float16 steps were skipped: counted only."""
         m = state.metrics.read()
-        if not (math.isfinite(m["loss"]) and math.isfinite(m["grad_norm"])):
+        norm_ok = math.isfinite(m["grad_norm"]) or (loss_scaled and m["skipped"] == m["steps"])
+        if not (math.isfinite(m["loss"]) and norm_ok):
             good = manager.latest_checkpoint or "none yet"
             raise TrainingError(
                 f"Non-finite loss ({m['loss']}) or gradient norm ({m['grad_norm']}) in steps "
@@ -622,13 +641,22 @@ def train_and_evaluate(
             m = read_metrics()
             elapsed = time.perf_counter() - t0
             lr = float(state.learning_rate.numpy())
-            bar.set_postfix({name: f"{m['metric']:.4g}", "lr": f"{lr:.2g}"})
+            postfix = {name: f"{m['metric']:.4g}", "lr": f"{lr:.2g}"}
+            if loss_scaled:
+                skipped_total += m["skipped"]
+                postfix["skipped"] = skipped_total
+            bar.set_postfix(postfix)
             last = {name: m["metric"], "loss": m["loss"], "grad_norm": m["grad_norm"]}
             with writers["train"].as_default(step=step):
                 # Means over the steps since the previous summary.
                 tf.summary.scalar(name, m["metric"])
                 tf.summary.scalar("loss_nats_per_dim", m["loss"])
-                tf.summary.scalar("grad_norm", m["grad_norm"])
+                if math.isfinite(m["grad_norm"]):
+                    tf.summary.scalar("grad_norm", m["grad_norm"])
+                if loss_scaled:
+                    # Overflowed float16 steps (skipped, the scale halved) since the previous summary.
+                    tf.summary.scalar("skipped_steps", m["skipped"])
+                    tf.summary.scalar("loss_scale", float(state.optimizer.dynamic_scale.numpy()))
                 tf.summary.scalar("learning_rate", lr)
                 tf.summary.scalar("sequences_per_second", m["steps"] * config.batch_size / max(elapsed, 1e-9))
                 tf.summary.scalar("wall_minutes", (time.perf_counter() - started) / 60.0)
@@ -637,6 +665,10 @@ def train_and_evaluate(
             last = _evaluate_and_log(
                 config, state, evaluator, eval_dataset_fn, writers["eval"], step, sample_fn, progress
             )
+            if sample_metrics_fn is not None:
+                with writers["eval"].as_default(step=step):
+                    for tag, value in sample_metrics_fn(state.model).items():
+                        tf.summary.scalar(tag, value)
             state.plateau.update(last[name], state.learning_rate)
         if saving:
             manager.save(checkpoint_number=step)

@@ -61,12 +61,12 @@ class CountingReduction(tf.distribute.ReductionToOneDevice):
             self._inside = False
 
 
-def one_step(devices, optimizer="rmsprop", jit=False, cfg=config):
+def one_step(devices, optimizer="rmsprop", jit=False, cfg=config, mixed_precision="float32"):
     counting = CountingReduction()
     strategy = tf.distribute.MirroredStrategy(devices, cross_device_ops=counting)
     keras.utils.set_random_seed(0)
     with strategy.scope():
-        state = training.create_train_state(cfg)
+        state = training.create_train_state(cfg, mixed_precision)
         if optimizer == "sgd":
             state.optimizer = SGD(learning_rate=0.5)
             state.optimizer.build(state.model.trainable_variables)
@@ -112,6 +112,21 @@ with tf.distribute.MirroredStrategy(ONE).scope():
     initial = [v.numpy() for v in training.create_train_state(config).model.trainable_variables]
 w1, _, _, _ = one_step(ONE, optimizer="sgd")
 w2, _, _, _ = one_step(TWO, optimizer="sgd")
+# Remat on 2 replicas under XLA and bfloat16: tf.recompute_grad with replica variables inside a compiled step must
+# give the update the step without remat gives.
+remat_kw = dict(jit=True, mixed_precision="bfloat16")
+w_plain, m_plain, _, _ = one_step(TWO, **remat_kw)
+w_remat, m_remat, _, _ = one_step(TWO, cfg=config.replace(remat=True), **remat_kw)
+keras.utils.set_random_seed(0)
+with tf.distribute.MirroredStrategy(ONE).scope():
+    start = [v.numpy() for v in training.create_train_state(config).model.trainable_variables]
+out["remat_xla_bfloat16"] = {
+    "max_weight_diff": diff(w_plain, w_remat),
+    "update": max(float(np.abs(a - b).max()) for a, b in zip(w_plain, start, strict=True)),
+    "loss": [m_plain["loss"], m_remat["loss"]],
+    "norm": [m_plain["grad_norm"], m_remat["grad_norm"]],
+}
+
 out["sgd"]["update_norm"] = [
     float(np.sqrt(sum(((a - b) ** 2).sum() for a, b in zip(w, initial, strict=True)))) for w in (w1, w2)
 ]

@@ -28,6 +28,17 @@ def _gating(z, bias, h, c: int):
 _gating_xla = tf.function(_gating, jit_compile=True, reduce_retracing=True)
 
 
+def set_xla_gate_fusion(enabled: bool) -> None:
+    """Process-wide: whether multiplicative units trace their gating as an XLA-fused function (the default) or as
+    plain TensorFlow ops (`train.py --xla_gating false`, for a host whose XLA toolchain fails, e.g. a GPU without a
+    working ptxas). Same values either way; functions already traced keep their choice."""
+    _FUSION["xla"] = bool(enabled)
+
+
+def xla_gate_fusion_enabled() -> bool:
+    return _FUSION["xla"]
+
+
 @contextlib.contextmanager
 def xla_gate_fusion(enabled: bool):
     """Within the block, multiplicative units trace their gating without (or with) an XLA cluster.

@@ -15,8 +15,10 @@ class OutputHead(keras.layers.Layer):
 
     When `masked`, both 1x1 convolutions are type-B masked with `channels` colour groups, and the logit convolution's
     output channel j = k * channels + c belongs to group c = j mod channels, so the logits of colour c see only
-    features of groups <= c at the same pixel. The logits are returned in float32 for a numerically safe softmax
-    under mixed precision.
+    features of groups <= c at the same pixel. Under mixed precision the logit convolution itself computes in
+    float32 (its input cast up), as Keras' mixed-precision guide keeps the last layer: the 256-way softmax and the
+    validation metric that drives the learning-rate plateau see full-precision logits, not bfloat16's 8-bit
+    mantissa.
 
     Args:
         top_channels: width of the topmost layer (768 Moving MNIST, 1536 pushing in the paper).
@@ -33,8 +35,8 @@ class OutputHead(keras.layers.Layer):
         self.masked = masked
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
 
-    def _conv(self, filters, name):
-        common = dict(kernel_initializer=self.kernel_initializer, dtype=self.dtype_policy, name=name)
+    def _conv(self, filters, name, dtype=None):
+        common = dict(kernel_initializer=self.kernel_initializer, dtype=dtype or self.dtype_policy, name=name)
         if self.masked:
             return MaskedConv2D(filters, 1, mask_type="B", color_groups=self.channels, **common)
         return Conv2D(filters, 1, **common)
@@ -42,14 +44,14 @@ class OutputHead(keras.layers.Layer):
     def build(self, input_shape):
         self.top = self._conv(self.top_channels, "top")
         self.top.build(input_shape)
-        self.logits = self._conv(self.num_classes * self.channels, "logits")
+        self.logits = self._conv(self.num_classes * self.channels, "logits", dtype="float32")
         self.logits.build(tuple(input_shape[:-1]) + (self.top_channels,))
 
     def call(self, inputs, top_context=None):
         top = self.top(ops.relu(inputs))
         if top_context is not None:  # unmasked: a function of past frames only
             top = top + top_context
-        h = self.logits(ops.relu(top))
+        h = self.logits(ops.cast(ops.relu(top), "float32"))
         shape = ops.shape(h)
         h = ops.reshape(h, (shape[0], shape[1], shape[2], self.num_classes, self.channels))
         if self.channels > 1:

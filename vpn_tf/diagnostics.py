@@ -1,0 +1,211 @@
+"""How samples compare with the truth: ink, legibility (a digit reader) and tracking, per predicted frame.
+
+Likelihoods score the teacher-forced conditionals; these score what users watch, the sampled continuations.
+- `ink_ratio`, `ink_diagnostics`: how much of the truth's ink the samples keep (and where it goes missing).
+- `legibility`: the fraction of sampled frames whose digits a `DigitReader` reads right, with standard errors,
+  beside the true frames (the reader's ceiling), binarised true frames and chance (shuffled labels).
+- `tracking`: whether the ink is where the truth's is (blurred cosine similarity), against the last context frame
+  held still: a model that only copies its last frame stays legible but does not move its digits.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from vpn_tf.sampling import Sampler
+from vpn_tf.stats import mean_and_stderr
+
+
+def ink_ratio(true_frames, sampled_frames):
+    """Mean sampled ink over mean true ink per predicted frame (ink: the sum of a frame's pixel intensities).
+
+    Args:
+        true_frames, sampled_frames: uint8 `[N, T, H, W, C]` (the same N sequences' future and a continuation).
+
+    Returns:
+        float64 `[T]`: 1 where samples keep as much ink as the truth, 0 where they fade to black (RESULTS.md tracks
+        it for Moving MNIST, whose continuations lost their digits).
+    """
+    true_ink = np.asarray(true_frames, np.float64).sum(axis=(2, 3, 4)).mean(axis=0)
+    sampled_ink = np.asarray(sampled_frames, np.float64).sum(axis=(2, 3, 4)).mean(axis=0)
+    return sampled_ink / true_ink
+
+
+def ink_diagnostics(model, video, seed=(0, 0), actions=None, states=None) -> dict:
+    """Where sampled ink goes missing: ink ratios (sampled or expected ink over true ink) per predicted frame.
+
+    Args:
+        model: a VPN or baseline.
+        video: uint8 `[N, T, H, W, C]` true sequences; the first `context_frames` are the context.
+        seed: sampling seed; frame t uses the key `frame_seed(seed, t)` in every row below.
+
+    Returns a dict of float64 `[T - context_frames]` arrays:
+        free_running: one continuation of the true context, each frame conditioned on the earlier samples (what
+            `sample.py` shows);
+        one_step: frame t sampled given the true frames before it (no sampled frame fed back);
+        one_step_binarised_context: the same, given true frames binarised to 0/255 (Bernoulli with p = x / 255,
+            numpy seeded by `seed`), i.e. frames like the sampler's own; for sigmoid models only;
+        teacher_forced_mean: the expected ink under the teacher-forced conditionals (each pixel's mean given the
+            true frames and the true pixels before it), no sampling at all.
+    A gap between teacher_forced_mean (~1) and one_step says the model's own draws within a frame lose ink; between
+    one_step and one_step_binarised_context, that binary frames fed back as context hurt; free_running compounds
+    the per-frame loss over frames.
+    """
+    from vpn_tf import distributions
+
+    c = model.config
+    video = np.asarray(video)
+    n_ctx, total = c.context_frames, video.shape[1]
+    sampler = Sampler(model)
+    out = {}
+    free = sampler.sample(video[:, :n_ctx], total - n_ctx, seed, actions=actions, states=states)
+    out["free_running"] = ink_ratio(video[:, n_ctx:], free)
+    rng = np.random.default_rng(np.asarray(seed, np.int64))
+    variants = {"one_step": video}
+    if c.output == "sigmoid":
+        variants["one_step_binarised_context"] = np.where(rng.random(video.shape) < video / 255.0, 255, 0).astype(
+            np.uint8
+        )
+    for name, source in variants.items():
+        ratios = []
+        for t in range(n_ctx, total):  # `sample` keys frame t by frame_seed(seed, t): the free-running noise
+            step_actions = None if actions is None else actions[:, : t + 1]
+            frame = sampler.sample(source[:, :t], 1, seed, actions=step_actions, states=states)
+            ratios.append(ink_ratio(video[:, t : t + 1], frame)[0])
+        out[name] = np.array(ratios)
+    kw = {k: tf.constant(v) for k, v in (("actions", actions), ("states", states)) if v is not None}
+    logits = model.conditional_logits(video=tf.constant(video), **kw)
+    mean = distributions.mean(logits, c.output).numpy()  # [N, T - ctx, H, W, C] on the 0..255 scale
+    out["teacher_forced_mean"] = mean.sum(axis=(2, 3, 4)).mean(0) / video[:, n_ctx:].astype(np.float64).sum(
+        axis=(2, 3, 4)
+    ).mean(0)
+    return out
+
+
+def legibility(reader, true_future, sampled, classes, seed: int = 0) -> dict:
+    """Per predicted frame, the fraction of frames read right (`DigitReader.read_right`) with standard errors.
+
+    Args:
+        reader: a `vpn_tf.models.digit_reader.DigitReader`.
+        true_future: uint8 `[N, T, 64, 64, 1]`, the true frames after the context.
+        sampled: uint8 `[N, T, 64, 64, 1]`, one continuation of each sequence (or None: references only).
+        classes: int `[N, D]`, the classes of each sequence's digits.
+        seed: the draws of the binarised truth.
+
+    Returns:
+        {row: {"mean": [T], "stderr": [T]}} for rows "samples" (if given), "true_frames", "binarised_true_frames"
+        and "chance" (true frames read against another sequence's classes).
+    """
+    rng = np.random.default_rng(seed)
+    true_future = np.asarray(true_future)
+    binary = np.where(rng.random(true_future.shape) < true_future / 255.0, 255, 0).astype(np.uint8)
+    # Each sequence read against the next one's classes: never its own labels, though classes may coincide, which
+    # is what chance means here.
+    shuffled = np.roll(np.asarray(classes), 1, axis=0)
+    rows = {"true_frames": (true_future, classes), "binarised_true_frames": (binary, classes)}
+    rows["chance"] = (true_future, shuffled)
+    if sampled is not None:
+        rows = {"samples": (np.asarray(sampled), classes), **rows}
+    out = {}
+    for name, (frames, labels) in rows.items():
+        mean, stderr = mean_and_stderr(reader.read_right(frames, labels).astype(np.float64), axis=0)
+        out[name] = {"mean": mean.tolist(), "stderr": np.atleast_1d(stderr).tolist()}
+    return out
+
+
+def _blur(frames, size: int = 7):
+    """Two passes of a `size` x `size` box filter over float frames `[N, H, W, C]` (zero padding)."""
+    x = tf.constant(np.asarray(frames, np.float32))
+    kernel = tf.ones([size, size, x.shape[-1], 1]) / float(size * size)
+    for _ in range(2):
+        x = tf.nn.depthwise_conv2d(x, kernel, [1, 1, 1, 1], "SAME")
+    return x.numpy()
+
+
+def _cosine(a, b):
+    a = a.reshape(len(a), -1).astype(np.float64)
+    b = b.reshape(len(b), -1).astype(np.float64)
+    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    return np.where(norms > 0, (a * b).sum(axis=1) / np.maximum(norms, 1e-12), 0.0)
+
+
+def tracking(last_context, true_future, sampled) -> dict:
+    """Per predicted frame, the mean cosine similarity between blurred sampled and blurred true frames, and the same
+    for the last context frame held still, with standard errors over the sequences.
+
+    Samples that move their digits as the truth does score above "held_still" once the digits have moved.
+
+    Args:
+        last_context: uint8 `[N, H, W, C]`, the last given frame.
+        true_future, sampled: uint8 `[N, T, H, W, C]`.
+
+    Returns:
+        {"samples": {"mean": [T], "stderr": [T]}, "held_still": {...}}.
+    """
+    true_future, sampled = np.asarray(true_future), np.asarray(sampled)
+    if true_future.shape != sampled.shape or np.asarray(last_context).shape != true_future[:, 0].shape:
+        raise ValueError(
+            f"tracking needs last_context [N, H, W, C] and true_future, sampled [N, T, H, W, C] alike. Received "
+            f"{np.asarray(last_context).shape}, {true_future.shape}, {sampled.shape}"
+        )
+    still = _blur(last_context)
+    rows = {"samples": [], "held_still": []}
+    for t in range(true_future.shape[1]):
+        truth = _blur(true_future[:, t])
+        rows["samples"].append(_cosine(_blur(sampled[:, t]), truth))
+        rows["held_still"].append(_cosine(still, truth))
+    out = {}
+    for name, values in rows.items():
+        mean, stderr = mean_and_stderr(np.stack(values, axis=1), axis=0)
+        out[name] = {"mean": mean.tolist(), "stderr": np.atleast_1d(stderr).tolist()}
+    return out
+
+
+def sample_report(
+    model, video, seed=(0, 0), actions=None, states=None, reader=None, classes=None, sampler=None
+) -> dict:
+    """One continuation of each true context, scored per predicted frame: {"tracking": ..., "ink_ratio": [T]}, and
+    {"legibility": ...} when a digit `reader` and the sequences' digit `classes` are given (Moving MNIST).
+
+    Args:
+        video: uint8 `[N, T, H, W, C]`; the first `context_frames` are the context.
+        sampler: a `Sampler` of `model` to reuse (default: a new one).
+    """
+    video = np.asarray(video)
+    n_ctx = model.config.context_frames
+    sampler = sampler or Sampler(model)
+    samples = sampler.sample(video[:, :n_ctx], video.shape[1] - n_ctx, seed, actions=actions, states=states)
+    future = video[:, n_ctx:]
+    out = {
+        "tracking": tracking(video[:, n_ctx - 1], future, samples),
+        "ink_ratio": ink_ratio(future, samples).tolist(),
+    }
+    if reader is not None:
+        out["legibility"] = legibility(reader, future, samples, classes)
+    return out
+
+
+def sample_monitor(video, seed=(0, 0), actions=None, states=None, reader=None, classes=None):
+    """A `sample_metrics_fn` for `training.train_and_evaluate`: at every evaluation, samples one continuation of the
+    given validation sequences and returns TensorBoard scalars: the mean over predicted frames (and the first and
+    last frame) of the legibility (with a reader) and of tracking minus the held-still reference."""
+
+    samplers = {}  # one per model: its compiled frame function is reused at every evaluation
+
+    def fn(model) -> dict:
+        sampler = samplers.setdefault(id(model), Sampler(model))
+        report = sample_report(model, video, seed, actions, states, reader, classes, sampler)
+        out = {}
+        track = np.asarray(report["tracking"]["samples"]["mean"]) - np.asarray(report["tracking"]["held_still"]["mean"])
+        rows = {"tracking_minus_held_still": track}
+        if "legibility" in report:
+            rows["read_right"] = np.asarray(report["legibility"]["samples"]["mean"])
+        first = model.config.context_frames + 1
+        for name, values in rows.items():
+            out[f"samples/{name}_mean"] = float(values.mean())
+            out[f"samples/{name}_frame{first}"] = float(values[0])
+            out[f"samples/{name}_frame{first + len(values) - 1}"] = float(values[-1])
+        return out
+
+    return fn
