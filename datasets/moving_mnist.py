@@ -34,11 +34,7 @@ import tensorflow as tf
 
 from datasets import mnist
 from datasets import tfrecord as tfr
-
-# Counter-based RNG named explicitly: the default "auto_select" may pick another algorithm under XLA or on GPU,
-# which would change samples and data across devices.
-ALG = "philox"
-
+from vpn_tf.rng import ALG
 
 FRAME_SIZE = 64
 DIGIT_SIZE = 28
@@ -216,7 +212,7 @@ def reader_training_frames(num_sequences: int = 3000, frames_per_sequence: int =
     return np.concatenate(frames), np.concatenate(classes).astype(np.int64)
 
 
-def train_reader_command(out: str, steps: int = 3000, num_sequences: int = 3000, seed: int = 0) -> dict:
+def train_reader_command(out: str, steps: int = 2000, num_sequences: int = 3000, seed: int = 0) -> dict:
     """Trains the digit reader on the training stream, saves it to `out`, and reports its accuracy on held-out
     frames (test digits, which it never saw) with and without binarisation and with shuffled labels (chance)."""
     from vpn_tf.models.digit_reader import train_reader
@@ -423,7 +419,7 @@ def main(argv=None):
     bt.add_argument("--cache_dir", default=None)
     tr = sub.add_parser("train_reader", help="train the digit reader that measures sample legibility")
     tr.add_argument("--out", required=True, help="directory for the reader's weights (e.g. pretrained/digit_reader)")
-    tr.add_argument("--steps", type=int, default=3000)
+    tr.add_argument("--steps", type=int, default=2000)
     tr.add_argument("--num_sequences", type=int, default=3000, help="training-stream sequences (10 frames each)")
     tr.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

@@ -16,6 +16,7 @@ import tensorflow as tf
 from datasets import moving_mnist, robot_pushing
 from vpn_tf import distributions
 from vpn_tf.config import VPNConfig
+from vpn_tf.rng import ALG
 
 VALIDATION_SEED = 7_041_977  # even seeds of MNIST *train* digits: disjoint from the training stream's odd seeds
 _BINARY_SALT = 0x42494E  # keeps the binarisation keys apart from the other uses of a run's seed
@@ -34,13 +35,13 @@ def with_binary_frames(ds, seed: int, first: int = 0, step: int = 1, fraction: f
     positions = tf.data.Dataset.range(first, 2**62, step)
 
     def key(salt, position):
-        return tf.random.experimental.stateless_fold_in(tf.constant([seed, salt], tf.int64), position, alg="philox")
+        return tf.random.experimental.stateless_fold_in(tf.constant([seed, salt], tf.int64), position, alg=ALG)
 
     def add(ex, position):
         binary = distributions.binarize(ex["video"], key(_BINARY_SALT, position))
         if fraction < 1.0:
             frames = tf.shape(binary)[:1]
-            chosen = tf.random.stateless_uniform(frames, key(_MIX_SALT, position), alg="philox") < fraction
+            chosen = tf.random.stateless_uniform(frames, key(_MIX_SALT, position), alg=ALG) < fraction
             binary = tf.where(chosen[:, None, None, None], binary, ex["video"])
         return {**ex, "binary_video": binary}
 

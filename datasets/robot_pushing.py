@@ -24,11 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from datasets import tfrecord as tfr
-
-# Counter-based RNG named explicitly: the default "auto_select" may pick another algorithm under XLA or on GPU,
-# which would change samples and data across devices.
-ALG = "philox"
-
+from vpn_tf.rng import ALG
 
 IMAGE_SIZE = 64
 VECTOR_DIM = 5

@@ -202,11 +202,16 @@ def test_cached_sampler_draws_from_the_teacher_forced_conditionals(preset, overr
 @pytest.mark.parametrize("loop", ["pixel", "row"])
 def test_the_distribution_test_catches_a_decoder_that_drops_the_context(monkeypatch, loop):
     """The check above fails for the bug byte equality barely saw: the cached decoder ignoring the context."""
-    from vpn_tf import sampling
+    from vpn_tf.sampling import cached
 
     cfg, model, ctx, kw = _setup("tiny_rgb")
-    real = sampling.CachedDecoder.context_map
-    monkeypatch.setattr(sampling.CachedDecoder, "context_map", lambda self, h: real(self, h) * 0.0)
+    real = cached._PixelStepper.frame_map
+
+    def without_context(self, fn):  # the context's maps (not the conditioning biases) read as zeros
+        value = real(self, fn)
+        return tf.nest.map_structure(lambda t: t * 0.0, value) if isinstance(value, tuple) else value
+
+    monkeypatch.setattr(cached._PixelStepper, "frame_map", without_context)
     sampler = Sampler(model, "cached", groups=1)
     decoder = CachedDecoder(model, loop=loop)
     conds = frame_conditions(cfg, kw["actions"], tf.constant(kw["states"]), cfg.context_frames + 2, 2)

@@ -11,6 +11,8 @@ import math
 
 import tensorflow as tf
 
+from vpn_tf.rng import ALG
+
 LN2 = math.log(2.0)
 
 
@@ -39,7 +41,7 @@ def sigmoid_cross_entropy(logits, pixels):
 def binarize(pixels, seed):
     """Binary pixels (0 or 255, uint8) drawn independently with P(255) = x / 255: a frame the Eq. 5 targets, read
     as probabilities, could have produced. `seed` is a stateless `[2]` int seed (same seed, same draw)."""
-    z = tf.random.stateless_uniform(tf.shape(pixels), seed, dtype=tf.float32, alg="philox")  # same bits everywhere
+    z = tf.random.stateless_uniform(tf.shape(pixels), seed, dtype=tf.float32, alg=ALG)  # same bits everywhere
     return tf.where(z < grey_targets(pixels), tf.constant(255, tf.uint8), tf.constant(0, tf.uint8))
 
 

@@ -10,6 +10,7 @@ from keras import ops
 
 from vpn_tf.layers.convolution import Conv2D
 from vpn_tf.layers.masked_conv import MaskedConv2D
+from vpn_tf.layers.stepping import WHOLE_FRAME
 
 _FUSION = {"xla": True}
 
@@ -121,11 +122,15 @@ class MultiplicativeUnit(keras.layers.Layer):
         self.gates.build(input_shape)
 
     def call(self, inputs):
+        return self.forward(inputs, WHOLE_FRAME)
+
+    def forward(self, inputs, stepper):
+        """The unit's math for any stepper (`vpn_tf.layers.stepping`): whole frames or one pixel."""
         # The gate convolution's bias is added inside the fused gating rather than by the convolution: at c = 16 a
         # convolution with a bias (and its bias gradient) runs measurably slower on oneDNN, while in the XLA fusion the
         # addition and the bias gradient's reduction ride along with work that reads z anyway.
-        z = self.gates.convolution_op(inputs, self.gates.kernel)
-        gating = _gating_xla if _FUSION["xla"] else _gating
+        z = stepper.conv(self.gates, inputs, bias=False)
+        gating = _gating_xla if stepper.fuse_gating else _gating
         return gating(z, ops.cast(self.gates.bias, z.dtype), ops.cast(inputs, z.dtype), self.channels)
 
     def compute_output_shape(self, input_shape):

@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from vpn_tf.layers.residual_block import ResidualBlockBase
+from vpn_tf.layers.stepping import WHOLE_FRAME
 
 
 @keras.saving.register_keras_serializable(package="vpn_tf")
@@ -30,7 +31,7 @@ class ReLUResidualBlock(ResidualBlockBase):
         self.expand = self.conv(channels, 1, "expand")
         self.expand.build(hidden_shape)
 
-    def branch(self, h):
-        h = self.reduce(ops.relu(h))
-        h = self.spatial(ops.relu(h))
-        return self.expand(ops.relu(h))
+    def branch(self, h, stepper=WHOLE_FRAME):
+        h = stepper.conv(self.reduce, ops.relu(h))
+        h = stepper.conv(self.spatial, ops.relu(h))
+        return stepper.conv(self.expand, ops.relu(h))

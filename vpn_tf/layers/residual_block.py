@@ -7,16 +7,18 @@ import keras
 from vpn_tf.layers.conditioning import VectorConditioning
 from vpn_tf.layers.convolution import Conv2D
 from vpn_tf.layers.masked_conv import MaskedConv2D
+from vpn_tf.layers.stepping import WHOLE_FRAME
 
 
 class ResidualBlockBase(keras.layers.Layer):
     """out = h + branch(h + V cond): a resolution-preserving residual block, optionally masked and conditioned.
 
-    Subclasses define `build_branch(channels)` and `branch(h)`. When `masked`, every convolution of the branch must be
-    made with `self.conv(..., masked)`, which gives a type-B `MaskedConv2D` with the block's colour groups: channel k
-    of every layer belongs to group k mod `color_groups`, so the branch and the residual stay group-aligned and the
-    block is causal whenever its input is. The conditioning bias depends only on the per-frame vector, so adding it to
-    every channel cannot break causality.
+    Subclasses define `build_branch(channels)` and `branch(h, stepper)`, evaluating every convolution through
+    `stepper.conv` and every sub-layer through `stepper.apply`, so that cached sampling runs the same math. When
+    `masked`, every convolution of the branch must be made with `self.conv(..., masked)`, which gives a type-B
+    `MaskedConv2D` with the block's colour groups: channel k of every layer belongs to group k mod `color_groups`,
+    so the branch and the residual stay group-aligned and the block is causal whenever its input is. The
+    conditioning bias depends only on the per-frame vector, so adding it to every channel cannot break causality.
 
     Args:
         hidden: c, the channels inside the block (inputs and outputs keep their own width, 2c in the paper).
@@ -79,18 +81,23 @@ class ResidualBlockBase(keras.layers.Layer):
     def build_branch(self, input_shape):
         raise NotImplementedError
 
-    def branch(self, h):
+    def branch(self, h, stepper=WHOLE_FRAME):
+        """The residual branch's math, its convolutions evaluated by `stepper` (`vpn_tf.layers.stepping`)."""
         raise NotImplementedError
 
     def call(self, inputs, condition=None, context=None):
+        return self.forward(inputs, condition, context, WHOLE_FRAME)
+
+    def forward(self, inputs, condition=None, context=None, stepper=WHOLE_FRAME):
+        """The block's math for any stepper: whole frames (`call`) or one pixel (cached sampling)."""
         h = inputs
         if self.condition_dim:
             if condition is None:
                 raise ValueError(f"{self.name} was built with condition_dim={self.condition_dim}; pass `condition`.")
-            h = h + self.conditioning(condition)
+            h = h + stepper.frame_map(lambda: self.conditioning(condition))
         if context is not None:
             h = h + context
-        return inputs + self.branch(h)
+        return inputs + self.branch(h, stepper)
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -6,6 +6,7 @@ import keras
 
 from vpn_tf.layers.multiplicative_unit import MultiplicativeUnit
 from vpn_tf.layers.residual_block import ResidualBlockBase
+from vpn_tf.layers.stepping import WHOLE_FRAME
 
 
 @keras.saving.register_keras_serializable(package="vpn_tf")
@@ -40,5 +41,7 @@ class ResidualMultiplicativeBlock(ResidualBlockBase):
         self.expand = self.conv(channels, 1, "expand")
         self.expand.build(hidden_shape)
 
-    def branch(self, h):
-        return self.expand(self.mu2(self.mu1(self.reduce(h))))
+    def branch(self, h, stepper=WHOLE_FRAME):
+        h = stepper.conv(self.reduce, h)
+        h = stepper.apply(self.mu2, stepper.apply(self.mu1, h))
+        return stepper.conv(self.expand, h)

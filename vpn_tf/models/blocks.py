@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from vpn_tf.layers.relu_residual_block import ReLUResidualBlock
 from vpn_tf.layers.residual_multiplicative_block import ResidualMultiplicativeBlock
+from vpn_tf.layers.stepping import WHOLE_FRAME
 
 BLOCKS = {"rmb": ResidualMultiplicativeBlock, "relu": ReLUResidualBlock}
 
@@ -38,16 +39,17 @@ def build_blocks(owner, hidden_shape, dilations, masked: bool = False, color_gro
     return blocks
 
 
-def run_blocks(blocks, h, condition=None, remat: bool = False, contexts=None):
+def run_blocks(blocks, h, condition=None, remat: bool = False, contexts=None, stepper=WHOLE_FRAME):
     """Applies residual `blocks` in turn (`contexts`: optional per-block maps added to each block's branch input).
 
     With `remat`, each block's internal activations are not kept for the backward pass but recomputed from the
     block's inputs there (`tf.recompute_grad`): same values and gradients, the memory of one block's input instead of
-    its ~10 intermediate tensors, one more forward pass of the blocks."""
+    its ~10 intermediate tensors, one more forward pass of the blocks. `stepper`: how the blocks' convolutions are
+    evaluated (`vpn_tf.layers.stepping`)."""
     contexts = contexts if contexts is not None else [None] * len(blocks)
     for b, ctx in zip(blocks, contexts, strict=True):
-        if not remat:
-            h = b(h, condition=condition, context=ctx)
+        if not remat or stepper.pixelwise:  # one pixel at a time has no backward pass to save memory for
+            h = stepper.apply(b, h, condition=condition, context=ctx)
             continue
         # tf.recompute_grad takes tensors only: bind the absent ones in the closure.
         args = [t for t in (condition, ctx) if t is not None]

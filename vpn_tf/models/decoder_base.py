@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 
+from vpn_tf.layers.stepping import WHOLE_FRAME
 from vpn_tf.models.blocks import build_blocks, run_blocks
 from vpn_tf.models.output_head import OutputHead
 
@@ -62,13 +63,15 @@ class DecoderBase(keras.layers.Layer):
         )
         self.head.build(hidden_shape)
 
-    def blocks_and_head(self, h, condition, contexts=None, top_context=None):
+    def blocks_and_head(self, h, condition, contexts=None, top_context=None, stepper=WHOLE_FRAME):
         """The blocks, then the head. `contexts`: optional maps added to each block's branch input and (the last
-        one) to the head's input; `top_context`: optional map added to the head's topmost layer."""
+        one) to the head's input; `top_context`: optional map added to the head's topmost layer. `stepper`: how the
+        convolutions are evaluated (`vpn_tf.layers.stepping`)."""
         if contexts is None:
-            return self.head(run_blocks(self.blocks, h, condition, self.remat), top_context)
-        h = run_blocks(self.blocks, h, condition, self.remat, contexts[:-1])
-        return self.head(h + contexts[-1], top_context)
+            h = run_blocks(self.blocks, h, condition, self.remat, stepper=stepper)
+            return stepper.apply(self.head, h, top_context)
+        h = run_blocks(self.blocks, h, condition, self.remat, contexts[:-1], stepper)
+        return stepper.apply(self.head, h + contexts[-1], top_context)
 
     def get_config(self):
         config = super().get_config()

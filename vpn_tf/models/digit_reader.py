@@ -14,6 +14,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from vpn_tf.rng import ALG
+
 NUM_CLASSES = 10
 FRAME_SIZE = 64
 WEIGHTS_FILE = "digit_reader.weights.h5"
@@ -116,7 +118,7 @@ class DigitReader:
         return out
 
 
-def train_reader(frames, classes, steps: int = 3000, batch_size: int = 128, seed: int = 0, progress=False):
+def train_reader(frames, classes, steps: int = 2000, batch_size: int = 64, seed: int = 0, progress=False):
     """Trains a reader network on uint8 frames `[N, 64, 64, 1]` with their digit classes `[N, D]`.
 
     Half of each batch is read as binary frames drawn from the grey levels (Bernoulli(x / 255)), the kind of frame
@@ -132,7 +134,7 @@ def train_reader(frames, classes, steps: int = 3000, batch_size: int = 128, seed
 
     @tf.function
     def step(x, y, key):
-        binary = tf.random.stateless_uniform(tf.shape(x), key, alg="philox") < tf.cast(x, tf.float32) / 255.0
+        binary = tf.random.stateless_uniform(tf.shape(x), key, alg=ALG) < tf.cast(x, tf.float32) / 255.0
         half = tf.range(tf.shape(x)[0])[:, None, None, None] % 2 == 0
         x = tf.where(half, tf.cast(binary, tf.uint8) * 255, x)
         with tf.GradientTape() as tape:

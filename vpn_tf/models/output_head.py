@@ -7,6 +7,7 @@ from keras import ops
 
 from vpn_tf.layers.convolution import Conv2D
 from vpn_tf.layers.masked_conv import MaskedConv2D
+from vpn_tf.layers.stepping import WHOLE_FRAME
 
 
 @keras.saving.register_keras_serializable(package="vpn_tf")
@@ -48,17 +49,20 @@ class OutputHead(keras.layers.Layer):
         self.logits.build(tuple(input_shape[:-1]) + (self.top_channels,))
 
     def call(self, inputs, top_context=None):
-        top = self.top(ops.relu(inputs))
+        return self.forward(inputs, top_context, WHOLE_FRAME)
+
+    def forward(self, inputs, top_context=None, stepper=WHOLE_FRAME):
+        """The head's math for any stepper: `[..., top input]` -> float32 logits `[..., channels, num_classes]`
+        (whole frames: `[B, H, W, C, K]`; one pixel: `[B, C, K]`)."""
+        top = stepper.conv(self.top, ops.relu(inputs))
         if top_context is not None:  # unmasked: a function of past frames only
             top = top + top_context
-        h = self.logits(ops.cast(ops.relu(top), "float32"))
-        shape = ops.shape(h)
-        h = ops.reshape(h, (shape[0], shape[1], shape[2], self.num_classes, self.channels))
-        if self.channels > 1:
-            h = ops.transpose(h, (0, 1, 2, 4, 3))
-        else:
-            h = ops.reshape(h, (shape[0], shape[1], shape[2], 1, self.num_classes))
-        return ops.cast(h, "float32")
+        h = stepper.conv(self.logits, ops.cast(ops.relu(top), "float32"))
+        # Logit channel j = k * channels + c belongs to colour c: [..., K * C] -> [..., K, C] -> [..., C, K].
+        lead = tuple(ops.shape(h)[:-1])
+        if self.channels == 1:
+            return ops.reshape(h, lead + (1, self.num_classes))
+        return ops.swapaxes(ops.reshape(h, lead + (self.num_classes, self.channels)), -1, -2)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.channels, self.num_classes)

@@ -7,6 +7,7 @@ from keras import ops
 
 from vpn_tf.layers.convolution import Conv2D
 from vpn_tf.layers.masked_conv import MaskedConv2D
+from vpn_tf.layers.stepping import WHOLE_FRAME
 from vpn_tf.models.decoder_base import DecoderBase
 
 
@@ -122,10 +123,19 @@ class PixelCNNDecoder(DecoderBase):
         return maps, (self.context_top(features) if self.context_wiring == "every_layer" else None)
 
     def call(self, frame, context, condition=None):
+        return self.forward(frame, context, condition, WHOLE_FRAME)
+
+    def forward(self, frame, context, condition=None, stepper=WHOLE_FRAME):
+        """The decoder's math for any stepper (`vpn_tf.layers.stepping`): whole frames (teacher forcing, `call`)
+        or one pixel at a time (`vpn_tf.sampling.cached`). The context's projections depend on past frames only:
+        `stepper.frame_map` computes them once per frame."""
+        h = stepper.conv(self.frame_input, frame)
         if self.context_wiring == "input":
-            return self.blocks_and_head(self.frame_input(frame) + self.context_input(context), condition)
-        maps, top = self.context_maps(context)
-        return self.blocks_and_head(self.frame_input(frame), condition, maps, top)
+            return self.blocks_and_head(
+                h + stepper.frame_map(lambda: self.context_input(context)), condition, stepper=stepper
+            )
+        maps, top = stepper.frame_map(lambda: self.context_maps(context))
+        return self.blocks_and_head(h, condition, maps, top, stepper)
 
     def get_config(self):
         config = super().get_config()

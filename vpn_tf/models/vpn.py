@@ -32,8 +32,8 @@ def condition_vectors(config: VPNConfig, actions, states, num_frames):
     if config.action_dim:
         parts.append(actions[:, :num_frames])
     if config.state_dim:
-        ctx = states[:, : config.context_frames]
-        zeros = ops.zeros((ops.shape(ctx)[0], num_frames - config.context_frames, config.state_dim), ctx.dtype)
+        ctx = states[:, : config.context_frames]  # a sampler's shorter context may give fewer
+        zeros = ops.zeros((ops.shape(ctx)[0], num_frames - ops.shape(ctx)[1], config.state_dim), ctx.dtype)
         parts.append(ops.concatenate([ctx, zeros], axis=1))
     return ops.concatenate(parts, axis=-1)
 
