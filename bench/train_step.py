@@ -14,8 +14,7 @@ kind of work. Utilisation = step GFLOP/s / micro-benchmark GFLOP/s; the two are 
 keeps its fastest round (`bench.common.interleaved`), so a noisy neighbour cannot favour one side of the ratio.
 
 `python -m bench.train_step [--config cpu_moving_mnist] [--batch 4] [--frames 20] [--precision float32|bfloat16]
-[--jit] [--train_context_frames K]` prints one JSON line (`--train_context_frames 1`: the loss scores every frame
-from the second on, `VPNConfig.train_context_frames`; its FLOPs count the decoder on those frames).
+[--jit]` prints one JSON line.
 """
 
 from __future__ import annotations
@@ -100,7 +99,6 @@ def run(config_name, batch, frames, precision="float32", jit=False, repeats=3, o
             "frames": frames,
             "precision": precision,
             "xla": jit,
-            "train_context_frames": config.train_context_frames,
             "seconds_per_step": round(seconds["step"], 3),
             "sequences_per_second": round(batch / seconds["step"], 3),
             "tflop_per_step": round(flops / 1e12, 4),
@@ -124,12 +122,9 @@ def main(argv=None):
     parser.add_argument("--context_frames", type=int, default=None)
     parser.add_argument("--precision", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--jit", action="store_true")
-    parser.add_argument("--train_context_frames", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
     overrides = {"context_frames": args.context_frames} if args.context_frames else {}
-    if args.train_context_frames:
-        overrides["train_context_frames"] = args.train_context_frames
     return [run(args.config, args.batch, args.frames, args.precision, args.jit, args.repeats, overrides)]
 
 

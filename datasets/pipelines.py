@@ -20,30 +20,20 @@ from vpn_tf.rng import ALG
 
 VALIDATION_SEED = 7_041_977  # even seeds of MNIST *train* digits: disjoint from the training stream's odd seeds
 _BINARY_SALT = 0x42494E  # keeps the binarisation keys apart from the other uses of a run's seed
-_MIX_SALT = 0x4D4958  # ... and binarize_fraction's choice of frames apart from the pixel draws
 
 
-def with_binary_frames(ds, seed: int, first: int = 0, step: int = 1, fraction: float = 1.0):
+def with_binary_frames(ds, seed: int, first: int = 0, step: int = 1):
     """Adds "binary_video" to each element of `ds`: its video's pixels drawn as 0 or 255 with P(255) = x / 255.
 
     Element j is position `first + j * step` of its stream and its draw is keyed by (seed, position) alone, so a
     sequence gets the same binary frames however the stream is sharded over input pipelines and replicas, with or
-    without XLA, and after an exact resume. With `fraction` < 1 (`VPNConfig.binarize_fraction`) each frame is
-    binary with that probability and keeps its grey levels otherwise (the choice keyed the same way, apart from the
-    pixel draws, which stay those of `fraction` = 1).
+    without XLA, and after an exact resume.
     """
     positions = tf.data.Dataset.range(first, 2**62, step)
 
-    def key(salt, position):
-        return tf.random.experimental.stateless_fold_in(tf.constant([seed, salt], tf.int64), position, alg=ALG)
-
     def add(ex, position):
-        binary = distributions.binarize(ex["video"], key(_BINARY_SALT, position))
-        if fraction < 1.0:
-            frames = tf.shape(binary)[:1]
-            chosen = tf.random.stateless_uniform(frames, key(_MIX_SALT, position), alg=ALG) < fraction
-            binary = tf.where(chosen[:, None, None, None], binary, ex["video"])
-        return {**ex, "binary_video": binary}
+        key = tf.random.experimental.stateless_fold_in(tf.constant([seed, _BINARY_SALT], tf.int64), position, alg=ALG)
+        return {**ex, "binary_video": distributions.binarize(ex["video"], key)}
 
     return tf.data.Dataset.zip((ds, positions)).map(add, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
@@ -129,13 +119,13 @@ def train_dataset(config: VPNConfig, seed: int, start: int, shard_index: int = 0
     ds = ds.map(lambda ex: _select(config, ex, config.num_frames))
     if config.binarize_inputs:
         # Moving MNIST: the global stream position (see above), so the draws do not depend on the replica layout.
-        ds = with_binary_frames(ds, seed, start + shard_index, num_shards, config.binarize_fraction)
+        ds = with_binary_frames(ds, seed, start + shard_index, num_shards)
     return ds
 
 
 def validation_binary_seed(config: VPNConfig) -> int | None:
     """The `binary_seed` a run validates with (and decays its learning rate on): binary frames drawn from the
-    validation set's grey levels, the same draws at every evaluation, for runs reading binary frames only
+    validation set's grey levels, the same draws at every evaluation, for runs reading binary frames
     (`VPNConfig.validates_on_binary_frames`); None (the grey frames, the paper's metric) for the others."""
     return 0 if config.validates_on_binary_frames else None
 

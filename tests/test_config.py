@@ -96,21 +96,16 @@ def test_binarize_inputs_is_for_the_sigmoid_output_only():
     assert vpn_tf.get_config("tiny", binarize_inputs=True).binarize_inputs
     with pytest.raises(ValueError, match="binarize_inputs.*output='softmax'"):
         vpn_tf.get_config("tiny_rgb", binarize_inputs=True)
-    assert vpn_tf.get_config("tiny", binarize_inputs=True, binarize_fraction=0.5).binarize_fraction == 0.5
-    for bad in (0.0, -0.1, 1.5):
-        with pytest.raises(ValueError, match=f"binarize_fraction is a probability.*{bad}"):
-            vpn_tf.get_config("tiny", binarize_inputs=True, binarize_fraction=bad)
-    with pytest.raises(ValueError, match="needs binarize_inputs=True.*binarize_fraction=0.5"):
-        vpn_tf.get_config("tiny", binarize_fraction=0.5)
 
 
-def test_train_context_frames_range_and_states():
-    assert vpn_tf.get_config("tiny", train_context_frames=1).train_first_predicted == 1
-    assert vpn_tf.get_config("tiny").train_first_predicted is None
-    assert vpn_tf.get_config("tiny", train_context_frames=2).train_first_predicted == 2  # = context_frames: allowed
-    assert vpn_tf.get_config("tiny_rgb", state_dim=0, train_context_frames=1).train_first_predicted == 1
-    for bad in (-1, 3):
-        with pytest.raises(ValueError, match=f"train_context_frames must be.*Received: train_context_frames={bad}"):
-            vpn_tf.get_config("tiny", train_context_frames=bad)
-    with pytest.raises(ValueError, match="train_context_frames must be.*state_dim=5"):
-        vpn_tf.get_config("tiny_rgb", train_context_frames=1)
+def test_removed_options_load_when_off_and_are_refused_when_on():
+    d = vpn_tf.get_config("tiny").to_dict()
+    assert VPNConfig.from_dict({**d, "binarize_fraction": 1.0, "train_context_frames": 0}) == VPNConfig.from_dict(d)
+    for name, value in (("binarize_fraction", 0.5), ("train_context_frames", 1)):
+        with pytest.raises(ValueError, match=f"sets {name}, an option this version no longer has"):
+            VPNConfig.from_dict({**d, name: value})
+    old = {k: v for k, v in d.items() if k != "context_wiring"}
+    with pytest.raises(ValueError, match="no context_wiring field"):
+        VPNConfig.from_dict(old)
+    with pytest.raises(ValueError, match="context_wiring must be one of"):
+        vpn_tf.get_config("tiny", context_wiring="input")

@@ -29,7 +29,8 @@ def test_pixelcnn_decoder_harness():
         dict(hidden=5, num_blocks=2, block="relu", channels=3, num_classes=256, top_channels=9, first_kernel_size=3),
         input_shape=(2, 5, 5, 3),
         expected_output_shape=(2, 5, 5, 3, 256),
-        expected_num_trainable_weights=4 + 2 * 6 + 4,
+        # frame input, context features and per-block context maps (kernel + bias each), 2 blocks, head
+        expected_num_trainable_weights=6 + 2 * 6 + 4,
         call_kwargs_fn=lambda b: {"context": _ctx(b)},
     )
 
@@ -61,14 +62,18 @@ def test_output_head_layout_puts_colour_c_logits_in_group_c():
 @pytest.mark.parametrize("block", ["rmb", "relu"])
 def test_pixelcnn_decoder_reads_the_context_all_around_the_pixel(channels, block):
     """The context depends on past frames only, so pixel (i, j) may read all of it: perturbing the context at, right
-    of, below or below-left of (i, j) must move (i, j)'s logits (with the "every_block" wiring). The "input" wiring
-    is blind to all but the context at the pixel itself."""
+    of, below or below-left of (i, j) must move (i, j)'s logits. With a 1x1 context projection (the negative
+    control) the masked layers pass up nothing right of or below the pixel: only the context at the pixel reaches it."""
     rng = np.random.default_rng(channels)
     frame = tf.constant(rng.uniform(-1, 1, (1, 8, 8, channels)), tf.float32)
     context = rng.normal(size=(1, 8, 8, 6)).astype(np.float32)
     i, j = 3, 3
     around = {(0, 0), (0, 1), (1, 0), (1, -1)}
-    for wiring, reached in (("every_block", around), ("every_layer", around), ("input", {(0, 0)})):
+    for wiring, kernel, reached in (
+        ("every_block", 3, around),
+        ("every_layer", 3, around),
+        ("every_block", 1, {(0, 0)}),
+    ):
         keras.utils.set_random_seed(1)
         decoder = PixelCNNDecoder(
             8,
@@ -79,6 +84,7 @@ def test_pixelcnn_decoder_reads_the_context_all_around_the_pixel(channels, block
             num_classes=4,
             top_channels=24,
             context_wiring=wiring,
+            context_kernel_size=kernel,
         )
         decoder.build((1, 8, 8, channels), (1, 8, 8, 6))
         ref = decoder(frame, tf.constant(context)).numpy()[0, i, j]
@@ -88,7 +94,7 @@ def test_pixelcnn_decoder_reads_the_context_all_around_the_pixel(channels, block
             diff = np.abs(decoder(frame, tf.constant(moved)).numpy()[0, i, j] - ref).max(axis=-1)  # per colour
             if (di, dj) in reached:
                 assert diff.min() > 1e-4, f"{wiring}: context at offset {(di, dj)} does not reach every colour"
-            elif wiring == "input":
-                assert diff.max() == 0.0, f"input wiring: context at {(di, dj)} reached the pixel"
+            elif kernel == 1:
+                assert diff.max() == 0.0, f"1x1 context: the context at {(di, dj)} reached the pixel"
         if wiring == "every_layer":  # the topmost layer's map is unmasked: every colour reads it directly
             assert decoder.context_top.kernel.shape == (1, 1, 16, 24)

@@ -75,48 +75,17 @@ def test_binary_draws_are_keyed_by_seed_and_position_alone():
         np.testing.assert_array_equal(a["binary_video"], b["binary_video"])
 
 
-def test_binarize_fraction_reads_some_frames_binary_and_the_others_grey():
-    config = vpn_tf.get_config("tiny", binarize_inputs=True, num_frames=20)
-    full = _take(pipelines.train_dataset(config, 3, start=0), 16)
-    mixed = _take(pipelines.train_dataset(config.replace(binarize_fraction=0.25), 3, start=0), 16)
-    binary_frames = grey_frames = 0
-    for f, m in zip(full, mixed, strict=True):
-        for t in range(20):
-            if np.array_equal(m["binary_video"][t], f["binary_video"][t]):
-                binary_frames += 1  # the same pixel draws as fraction 1.0
-            else:
-                np.testing.assert_array_equal(m["binary_video"][t], m["video"][t])  # else the grey frame itself
-                grey_frames += 1
-    # 320 frames, each binary with probability 0.25: 80 expected, sd ~7.7 (frames with no grey pixel, where the two
-    # readings coincide, count as binary and are rare: digits almost always have grey edges).
-    assert 50 < binary_frames < 115, binary_frames
-    # Frames of one sequence are chosen independently: some sequences mix both readings, and the sequences do not
-    # share one pattern (the choice is keyed by the stream position, not by the seed alone).
-    patterns = [tuple(np.array_equal(m["binary_video"][t], m["video"][t]) for t in range(20)) for m in mixed]
-    assert any(len(set(p)) == 2 for p in patterns) and len(set(patterns)) > 8
-    resumed = _take(pipelines.train_dataset(config.replace(binarize_fraction=0.25), 3, start=5), 2)
-    for a, b in zip(mixed[5:7], resumed, strict=True):
-        np.testing.assert_array_equal(a["binary_video"], b["binary_video"])
-    # The choice belongs to the stream position, like the draws.
-    shard = _take(
-        pipelines.train_dataset(config.replace(binarize_fraction=0.25), 3, start=0, shard_index=1, num_shards=2), 2
-    )
-    for a, b in zip(mixed[1:4:2], shard, strict=True):
-        np.testing.assert_array_equal(a["binary_video"], b["binary_video"])
-
-
 def test_runs_validate_on_what_they_are_measured_by():
     assert pipelines.validation_binary_seed(vpn_tf.get_config("tiny")) is None
     assert pipelines.validation_binary_seed(vpn_tf.get_config("tiny", binarize_inputs=True)) == 0
-    mixed = vpn_tf.get_config("tiny", binarize_inputs=True, binarize_fraction=0.5)
-    assert pipelines.validation_binary_seed(mixed) is None  # a mixture is validated on the paper's grey frames
 
 
-@pytest.mark.parametrize("fraction, reading", [("1.0", "binary"), ("0.5", "grey")])
-def test_train_py_validates_on_the_reading_the_run_is_measured_by(tmp_path, fraction, reading):
+@pytest.mark.large
+@pytest.mark.parametrize("binarize, reading", [("true", "binary"), ("false", "grey")])
+def test_train_py_validates_on_the_reading_the_run_is_measured_by(tmp_path, binarize, reading):
     # (Here, not in test_training.py: it tests which frames validate, not kernels, so CI runs it once.)
     flags = ("--config", "tiny", "--no_progress", "--workdir", tmp_path, "--steps", "2", "--no_samples")
-    out = run_script("train.py", *flags, "--binarize_inputs", "--binarize_fraction", fraction, check=True)
+    out = run_script("train.py", *flags, "--binarize_inputs", binarize, check=True)
     printed = float(out.stdout.split("nats_per_frame=")[1].split()[0])
     config, model = training.restore_model(str(tmp_path))
     n = config.eval_sequences

@@ -34,9 +34,8 @@ def _setup(preset, batch=2, **overrides):
         ("tiny_rgb", {"first_kernel_size": 7}),  # three rows above the pixel from the row context
         ("tiny_rgb", {"first_kernel_size": 1}),  # no taps left of or above the pixel in the input layer
         ("tiny", {"first_kernel_size": 1, "decoder_blocks": 0}),  # no spatial taps at all
-        ("tiny_rgb", {"block": "relu", "context_wiring": "input"}),
+        ("tiny_rgb", {"block": "relu", "context_wiring": "every_layer"}),
         ("tiny_rgb", {"context_wiring": "every_layer"}),
-        ("tiny", {"context_wiring": "input"}),
         ("tiny", {"decoder_past_frames": 3}),  # more past frames than the context holds: black before the video
         ("tiny_rgb", {"decoder_past_frames": 1, "context_kernel_size": 5}),
         ("tiny_rgb", {"decoder_past_frames": 2, "model": "baseline"}),
@@ -165,7 +164,7 @@ def _probabilities(cfg, logits):
         ("tiny_rgb", {}),
         ("tiny_rgb", {"block": "relu"}),
         ("tiny_rgb", {"context_wiring": "every_block"}),
-        ("tiny_rgb", {"block": "relu", "context_wiring": "input", "first_kernel_size": 5}),
+        ("tiny_rgb", {"block": "relu", "context_wiring": "every_layer", "first_kernel_size": 5}),
         ("tiny", {"decoder_past_frames": 2, "context_kernel_size": 5}),
         ("tiny_rgb", {"decoder_past_frames": 3}),
     ],

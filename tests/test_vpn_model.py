@@ -189,31 +189,3 @@ class TestBadInput:
     def test_build_model_needs_a_config(self):
         with pytest.raises(TypeError, match="VPNConfig"):
             vpn_tf.build_model("tiny")
-
-
-@pytest.mark.parametrize("preset", ["tiny", "tiny_rgb"])
-@pytest.mark.parametrize("model_kind", ["vpn", "baseline"])
-def test_first_predicted_scores_earlier_frames_as_a_shorter_context_would(preset, model_kind):
-    # `train_context_frames`: the training loss also scores frames inside the context. Those logits must be what
-    # the same weights give under a config whose context is that short (actions still condition every frame).
-    cfg = vpn_tf.get_config(preset, model=model_kind, state_dim=0, num_frames=5, context_frames=3)
-    model = vpn_tf.build_model(cfg)
-    short = vpn_tf.build_model(cfg.replace(context_frames=1))
-    short.set_weights(model.get_weights())
-    video, kw = _data(cfg)
-    logits = model.conditional_logits(video, **kw, first_predicted=1).numpy()
-    assert logits.shape[1] == cfg.num_frames - 1
-    np.testing.assert_allclose(logits, short.conditional_logits(video, **kw).numpy(), rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(logits[:, 2:], model.conditional_logits(video, **kw).numpy(), rtol=1e-5, atol=1e-5)
-    lp = model.log_prob(video, **kw, first_predicted=1).numpy()
-    np.testing.assert_allclose(lp, short.log_prob(video, **kw).numpy(), rtol=1e-5, atol=1e-5)
-    for bad in (0, cfg.context_frames + 1):
-        with pytest.raises(ValueError, match=f"first_predicted must be in .*Received: {bad}"):
-            model.conditional_logits(video, **kw, first_predicted=bad)
-
-
-def test_first_predicted_refuses_state_conditioned_models():
-    cfg = vpn_tf.get_config("tiny_rgb", num_frames=5, context_frames=3)
-    video, kw = _data(cfg)
-    with pytest.raises(ValueError, match="equal it when states condition"):
-        vpn_tf.build_model(cfg).conditional_logits(video, **kw, first_predicted=1)

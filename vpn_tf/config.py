@@ -16,7 +16,7 @@ from collections.abc import Callable
 MODEL_KINDS = ("vpn", "baseline")
 BLOCK_KINDS = ("rmb", "relu")
 OUTPUT_KINDS = ("sigmoid", "softmax")
-CONTEXT_WIRINGS = ("every_block", "every_layer", "input")
+CONTEXT_WIRINGS = ("every_block", "every_layer")
 DATASETS = ("moving_mnist", "robot_pushing", "pushing_sim")
 
 NUM_INTENSITIES = 256  # 8-bit pixels: a softmax over 256 raw values, never 255.
@@ -75,8 +75,8 @@ class VPNConfig:
     and below it, which masked layers never pass up. "every_layer": "every_block" plus a 1x1 projection of the
     same context features added to the head's topmost layer, so each colour's logits read the context at the
     topmost layer's full per-colour width (masked layers give each colour a third of the channels; see
-    `PixelCNNDecoder`). "input": one 1x1 projection added at the decoder's input only
-    (our first wiring, kept for comparison and for checkpoints written before this field existed)."""
+    `PixelCNNDecoder`). RESULTS.md measured both against a projection at the decoder's input only (no longer
+    offered: it lost at equal budgets)."""
     context_kernel_size: int = 3
     """Kernel of the "every_block" context projections (odd; 1 means the context at the pixel only)."""
     decoder_past_frames: int = 0
@@ -97,26 +97,8 @@ class VPNConfig:
     binary frames drawn from the grey levels (same lower bound, by Gibbs' inequality). Why: the sampler draws binary
     pixels and feeds them back within a frame (the pixels above and left) and as context frames; a network trained
     on grey inputs never saw such inputs. Not in the paper (it does not say what the network reads). Validation
-    during training reads binary frames when every training frame is binary (`validates_on_binary_frames`);
-    `evaluate.py` and the shipped numbers feed the grey frames (the paper's metric); `evaluate.py --binary_inputs
-    SEED` scores the binary reading. RESULTS.md reports what it changes: samples that
-    keep their ink within a frame, and a worse grey-input likelihood."""
-    train_context_frames: int = 0
-    """Training only: the loss scores every frame from this (0-based) index on; 0 means from `context_frames`, as
-    the paper (§5.1: "20-frame sequences predicting the last 10 frames"). 1 scores 19 of 20 frames instead of 10:
-    ~1.9x the decoder's training targets for ~1.2x the arithmetic at `cpu_moving_mnist` widths (the encoders and
-    ConvLSTM already read those frames; `vpn_tf.cost.training_flops_per_sequence`) and ~1.9x the decoder's
-    activation memory, at the price of also fitting frames with a short history. The training curve still reports
-    the paper's frames (from `context_frames`); evaluation, sampling and exports keep `context_frames`. Not for
-    state-conditioned models (a frame's state is read only for context frames). Not in the paper."""
-    binarize_fraction: float = 1.0
-    """With `binarize_inputs`: the probability that a training frame is read as binary; the others are read as
-    their grey levels (each frame of each sequence chosen independently, by the input pipeline). 1.0 reads every
-    frame binary. Why a mixture: the paper's metric reads grey frames only, while a sampler reads binary pixels
-    within the frame it draws, and a network trained on one reading is poor on the other (RESULTS.md). Independent
-    frames do not reproduce a sampler's exact pattern (grey context frames, then binary ones); RESULTS.md measured
-    that the reading of the context frames barely matters to the samples, the reading within the frame does.
-    Below 1.0 the run is validated on grey frames (`validates_on_binary_frames`). Not in the paper."""
+    during training reads binary frames too (`validates_on_binary_frames`); `evaluate.py` feeds the grey frames
+    (the paper's metric) unless told to read binary ones. RESULTS.md reports what it changes."""
     action_dim: int = 0
     """Size of the per-frame action vector (5 in the pushing benchmark); 0 disables action conditioning."""
     state_dim: int = 0
@@ -167,14 +149,9 @@ class VPNConfig:
     @property
     def validates_on_binary_frames(self) -> bool:
         """Whether training validates (and decays its learning rate) on binary frames drawn from the validation
-        set's grey levels: runs reading binary frames only (`binarize_inputs`, `binarize_fraction` = 1). Grey runs and
-        mixtures validate on the grey frames (the paper's metric)."""
-        return self.binarize_inputs and self.binarize_fraction == 1.0
-
-    @property
-    def train_first_predicted(self) -> int | None:
-        """The first frame the training loss scores when it is not `context_frames` (`train_context_frames`)."""
-        return self.train_context_frames or None
+        set's grey levels: runs reading binary frames (`binarize_inputs`). Grey runs validate on the grey frames
+        (the paper's metric)."""
+        return self.binarize_inputs
 
     @property
     def context_channels(self) -> int:
@@ -208,12 +185,22 @@ class VPNConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> VPNConfig:
+        d = dict(d)
+        for name, default in REMOVED_FIELDS.items():  # training-only options that were measured and removed
+            if name in d:
+                if d.pop(name) != default:
+                    raise ValueError(
+                        f"The config sets {name}, an option this version no longer has (RESULTS.md, earlier "
+                        f"findings); train with an earlier version or drop the field"
+                    )
         unknown = sorted(set(d) - set(field_names()))
         if unknown:
             raise ValueError(f"Unknown config field(s) {unknown}. Valid fields: {sorted(field_names())}")
-        d = dict(d)
-        # Configs written before `context_wiring` existed describe (and their checkpoints hold) the input wiring.
-        d.setdefault("context_wiring", "input")
+        if "context_wiring" not in d:
+            raise ValueError(
+                "The config has no context_wiring field: it was written before the field existed, for a decoder "
+                f"this version no longer builds (the context at the decoder's input only). Choices: {CONTEXT_WIRINGS}"
+            )
         if "encoder_dilations" in d:
             d["encoder_dilations"] = tuple(int(x) for x in d["encoder_dilations"])
         return cls(**d)
@@ -223,6 +210,10 @@ class VPNConfig:
         names = fields or field_names()
         return {n: (getattr(self, n), getattr(other, n)) for n in names if getattr(self, n) != getattr(other, n)}
 
+
+# Training-only fields of earlier versions, with the value that meant "off": a run directory that has them at that
+# value still loads.
+REMOVED_FIELDS = {"binarize_fraction": 1.0, "train_context_frames": 0}
 
 # Fields that determine the network's weights; a checkpoint is only compatible across configs equal on these.
 ARCHITECTURE_FIELDS = (
@@ -287,21 +278,6 @@ def validate(c: VPNConfig) -> None:
         not (c.binarize_inputs and c.output != "sigmoid"),
         "binarize_inputs draws binary frames from grey levels read as probabilities (the sigmoid output, Eq. 5); "
         f"a softmax model reads its 256 intensities as they are. Received: binarize_inputs=True, output={c.output!r}",
-    )
-    _check(
-        0 <= c.train_context_frames <= c.context_frames and not (c.train_context_frames and c.state_dim),
-        f"train_context_frames must be 0 (= context_frames) or in [1, context_frames={c.context_frames}], and 0 "
-        f"for models conditioned on states (state_dim={c.state_dim}). "
-        f"Received: train_context_frames={c.train_context_frames}",
-    )
-    _check(
-        0.0 < c.binarize_fraction <= 1.0,
-        f"binarize_fraction is a probability in (0, 1]. Received: binarize_fraction={c.binarize_fraction}",
-    )
-    _check(
-        c.binarize_fraction == 1.0 or c.binarize_inputs,
-        "binarize_fraction says how many training frames binarize_inputs reads as binary; it needs "
-        f"binarize_inputs=True. Received: binarize_fraction={c.binarize_fraction}, binarize_inputs=False",
     )
     for name in ("image_size", "hidden", "encoder_blocks", "lstm_channels", "top_channels", "batch_size", "steps"):
         _check(getattr(c, name) >= 1, f"{name} must be >= 1. Received: {name}={getattr(c, name)}")

@@ -34,16 +34,14 @@ def parameter_count(cfg: VPNConfig) -> dict[str, int]:
     if cfg.model == "vpn":
         decoder += _conv(cfg.first_kernel_size, C, w) + _context_params(cfg)
     else:
-        decoder += _conv(1, L, w)
+        decoder += _conv(1, cfg.context_channels, w)
     del c
     return {"encoder": encoder, "conv_lstm": lstm, "decoder": decoder, "total": encoder + lstm + decoder}
 
 
 def _context_convs(cfg: VPNConfig) -> list[tuple[int, int, int]]:
     """(kernel, in, out) of each convolution of the VPN decoder's context projection (`PixelCNNDecoder`)."""
-    w, L = 2 * cfg.hidden, cfg.lstm_channels
-    if cfg.context_wiring == "input":
-        return [(1, L, w)]
+    w, L = 2 * cfg.hidden, cfg.context_channels
     convs = [(cfg.context_kernel_size, L, w), (1, w, (cfg.decoder_blocks + 1) * w)]
     return convs + ([(1, w, cfg.top_channels)] if cfg.context_wiring == "every_layer" else [])
 
@@ -76,17 +74,16 @@ def forward_macs_per_frame(cfg: VPNConfig) -> dict[str, int]:
         context = sum(k * k * cin * cout for k, cin, cout in _context_convs(cfg))
         decoder += hw * (cfg.first_kernel_size**2 * C * w + context)
     else:
-        decoder += hw * L * w
+        decoder += hw * cfg.context_channels * w
     return {"encoder": encoder, "conv_lstm": lstm, "decoder": decoder}
 
 
 def training_flops_per_sequence(cfg: VPNConfig, num_frames: int | None = None) -> int:
     """FLOPs (2 per multiply-add) of forward + backward (x3 the forward) for one training sequence (the decoder runs
-    on the frames the training loss scores: from `train_context_frames` when set)."""
+    on the frames after the context)."""
     t = num_frames or cfg.num_frames
     m = forward_macs_per_frame(cfg)
-    first = cfg.train_first_predicted or cfg.context_frames
-    forward = (t - 1) * (m["encoder"] + m["conv_lstm"]) + (t - first) * m["decoder"]
+    forward = (t - 1) * (m["encoder"] + m["conv_lstm"]) + (t - cfg.context_frames) * m["decoder"]
     return 3 * 2 * forward
 
 

@@ -136,10 +136,9 @@ def check_compatible(workdir: str, config: VPNConfig) -> None:
         # by tens of nats/frame, so switching would decay the rate for nothing (or hide a real plateau).
         raise TrainingError(
             f"The run in {workdir} validates on {'binary' if saved.validates_on_binary_frames else 'grey'} frames "
-            f"(binarize_inputs={saved.binarize_inputs}, binarize_fraction={saved.binarize_fraction}); the requested "
-            f"binarize_inputs={config.binarize_inputs}, binarize_fraction={config.binarize_fraction} would switch "
-            "its validation reading under the learning-rate plateau. Resume with the run's values or use another "
-            "--workdir"
+            f"(binarize_inputs={saved.binarize_inputs}); the requested binarize_inputs={config.binarize_inputs} "
+            "would switch its validation reading under the learning-rate plateau. Resume with the run's value or "
+            "use another --workdir"
         )
 
 
@@ -287,21 +286,16 @@ def model_inputs(batch: dict) -> dict:
     return {k: batch[k] for k in ("video", "actions", "states") if k in batch}
 
 
-def batch_log_prob(
-    config: VPNConfig, model: keras.Model, batch: dict, training: bool = False, first_predicted: int | None = None
-):
-    """Log-probability `[batch, T_pred, H, W, C]` of the batch's "video" from frame `first_predicted` (default
-    `context_frames`) on. When the batch carries "binary_video" (`binarize_inputs`, `pipelines.with_binary_frames`)
-    the network reads those binary frames instead and is scored against the grey levels of "video" (Eq. 5): an
-    unbiased one-draw estimate of the expected log-likelihood of binary frames drawn from those grey levels."""
+def batch_log_prob(config: VPNConfig, model: keras.Model, batch: dict, training: bool = False):
+    """Log-probability `[batch, T_pred, H, W, C]` of the batch's "video". When the batch carries "binary_video"
+    (`binarize_inputs`, `pipelines.with_binary_frames`) the network reads those binary frames instead and is scored
+    against the grey levels of "video" (Eq. 5): an unbiased one-draw estimate of the expected log-likelihood of
+    binary frames drawn from those grey levels."""
     inputs = model_inputs(batch)
     if "binary_video" not in batch:
-        return model.log_prob(**inputs, training=training, first_predicted=first_predicted)
-    logits = model.conditional_logits(
-        **dict(inputs, video=batch["binary_video"]), training=training, first_predicted=first_predicted
-    )
-    first = config.context_frames if first_predicted is None else first_predicted
-    return distributions.log_prob(logits, batch["video"][:, first:], config.output)
+        return model.log_prob(**inputs, training=training)
+    logits = model.conditional_logits(**dict(inputs, video=batch["binary_video"]), training=training)
+    return distributions.log_prob(logits, batch["video"][:, config.context_frames :], config.output)
 
 
 def make_train_step(config: VPNConfig, state: TrainState, strategy: tf.distribute.Strategy, jit: bool = False):
@@ -317,8 +311,7 @@ def make_train_step(config: VPNConfig, state: TrainState, strategy: tf.distribut
     program; the all-reduce and the update run outside it), so `jit` works with any replica count.
 
     With `config.binarize_inputs` the network reads the batch's "binary_video" (drawn by the input pipeline,
-    `pipelines.with_binary_frames`) and is scored against its grey "video" (`batch_log_prob`). With
-    `config.train_context_frames` the loss scores every frame from that index on; the metric stays the paper's.
+    `pipelines.with_binary_frames`) and is scored against its grey "video" (`batch_log_prob`).
     """
     model, optimizer = state.model, state.optimizer
     scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
@@ -330,15 +323,11 @@ def make_train_step(config: VPNConfig, state: TrainState, strategy: tf.distribut
                 f"('binary_video', from datasets.pipelines.train_dataset). Received keys: {sorted(batch)}"
             )
         with tf.GradientTape() as tape:
-            first = config.train_first_predicted
-            log_prob = batch_log_prob(config, model, batch, training=True, first_predicted=first)
+            log_prob = batch_log_prob(config, model, batch, training=True)
             loss = tf.reduce_sum(per_example_loss(config, log_prob)) / config.batch_size
             objective = optimizer.scale_loss(loss) if scaled else loss
         grads = tape.gradient(objective, model.trainable_variables)
-        # The curve keeps the paper's frames (from context_frames) whatever the loss scores: the logits of those
-        # frames do not depend on where the scored frames start.
-        paper_frames = log_prob if first is None else log_prob[:, config.context_frames - first :]
-        metric = tf.reduce_sum(per_example_nats(config, paper_frames)) / config.batch_size
+        metric = tf.reduce_sum(per_example_nats(config, log_prob)) / config.batch_size
         return loss, metric, grads
 
     if jit:

@@ -87,9 +87,9 @@ def diff(a, b):
 
 
 out = {}
-# "binarized": binary frames drawn by each replica's input pipeline (a mixture of binary and grey frames) and a loss
-# scoring frames inside the context; the draws belong to the sequence, so the layouts must still agree.
-binarized = config.replace(binarize_inputs=True, binarize_fraction=0.5, train_context_frames=1)
+# "binarized": binary frames drawn by each replica's input pipeline; the draws belong to the sequence, so the
+# layouts must still agree.
+binarized = config.replace(binarize_inputs=True)
 cases = {"rmsprop": {}, "sgd": {"optimizer": "sgd"}, "xla": {"jit": True}, "binarized": {"cfg": binarized}}
 for name, kwargs in cases.items():
     w1, m1, _, _ = one_step(ONE, **kwargs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from vpn_tf.config import CONTEXT_WIRINGS
 from vpn_tf.layers.convolution import Conv2D
 from vpn_tf.layers.masked_conv import MaskedConv2D
 from vpn_tf.layers.stepping import WHOLE_FRAME
@@ -33,12 +34,10 @@ class PixelCNNDecoder(DecoderBase):
       through ~2c/3 channels of the residual stream; this map gives every colour's logits the context at the
       topmost layer's full per-group width, the path the baseline's unmasked head has (RESULTS.md: the VPN's red
       values were the ones worse than the baseline's).
-    - "input": a 1x1 projection added to the input layer only. Later layers are masked, so the context right of or
-      below (i, j) never reaches (i, j)'s logits: RESULTS.md measured what that costs.
 
     Args:
         first_kernel_size: kernel of the type-A input layer.
-        context_wiring: "every_block", "every_layer" or "input" (above).
+        context_wiring: "every_block" or "every_layer" (above; `VPNConfig.context_wiring`).
         context_kernel_size: kernel of the "every_block" projection.
         **kwargs: as in `DecoderBase` (num_blocks masked blocks, no dilation, as in the paper).
 
@@ -54,13 +53,11 @@ class PixelCNNDecoder(DecoderBase):
     masked = True
 
     def __init__(
-        self, hidden, num_blocks, first_kernel_size=7, context_wiring="input", context_kernel_size=3, **kwargs
+        self, hidden, num_blocks, first_kernel_size=7, context_wiring="every_block", context_kernel_size=3, **kwargs
     ):
         super().__init__(hidden, num_blocks, **kwargs)
-        if context_wiring not in ("every_block", "every_layer", "input"):
-            raise ValueError(
-                f"context_wiring must be 'every_block', 'every_layer' or 'input'. Received: {context_wiring!r}"
-            )
+        if context_wiring not in CONTEXT_WIRINGS:
+            raise ValueError(f"context_wiring must be one of {CONTEXT_WIRINGS}. Received: {context_wiring!r}")
         self.first_kernel_size = first_kernel_size
         self.context_wiring = context_wiring
         self.context_kernel_size = context_kernel_size
@@ -78,41 +75,35 @@ class PixelCNNDecoder(DecoderBase):
         )
         self.frame_input.build(frame_shape)
         context_shape = tuple(frame_shape[:-1]) + (int(context_shape[-1]),)
-        if self.context_wiring == "input":
-            self.context_input = Conv2D(
-                width, 1, kernel_initializer=self.kernel_initializer, dtype=self.dtype_policy, name="context_input"
-            )
-            self.context_input.build(context_shape)
-        else:
-            # Factorised: one k x k convolution to 2c features, then one 1x1 to every block's map. A single k x k
-            # convolution to (blocks + 1) * 2c channels would cost ~k^2 (blocks + 1) / 2 times more: +50% of the
-            # decoder's arithmetic at the paper's widths, against ~+10% for this.
-            self.context_features = Conv2D(
-                width,
-                self.context_kernel_size,
-                padding="same",
-                kernel_initializer=self.kernel_initializer,
-                dtype=self.dtype_policy,
-                name="context_features",
-            )
-            self.context_features.build(context_shape)
-            self.context_blocks = Conv2D(
-                (self.num_blocks + 1) * width,
+        # Factorised: one k x k convolution to 2c features, then one 1x1 to every block's map. A single k x k
+        # convolution to (blocks + 1) * 2c channels would cost ~k^2 (blocks + 1) / 2 times more: +50% of the
+        # decoder's arithmetic at the paper's widths, against ~+10% for this.
+        self.context_features = Conv2D(
+            width,
+            self.context_kernel_size,
+            padding="same",
+            kernel_initializer=self.kernel_initializer,
+            dtype=self.dtype_policy,
+            name="context_features",
+        )
+        self.context_features.build(context_shape)
+        self.context_blocks = Conv2D(
+            (self.num_blocks + 1) * width,
+            1,
+            kernel_initializer=self.kernel_initializer,
+            dtype=self.dtype_policy,
+            name="context_blocks",
+        )
+        self.context_blocks.build(tuple(frame_shape[:-1]) + (width,))
+        if self.context_wiring == "every_layer":
+            self.context_top = Conv2D(
+                self.top_channels,
                 1,
                 kernel_initializer=self.kernel_initializer,
                 dtype=self.dtype_policy,
-                name="context_blocks",
+                name="context_top",
             )
-            self.context_blocks.build(tuple(frame_shape[:-1]) + (width,))
-            if self.context_wiring == "every_layer":
-                self.context_top = Conv2D(
-                    self.top_channels,
-                    1,
-                    kernel_initializer=self.kernel_initializer,
-                    dtype=self.dtype_policy,
-                    name="context_top",
-                )
-                self.context_top.build(tuple(frame_shape[:-1]) + (width,))
+            self.context_top.build(tuple(frame_shape[:-1]) + (width,))
         self.build_blocks_and_head(tuple(frame_shape[:-1]) + (width,))
 
     def context_maps(self, context):
@@ -130,10 +121,6 @@ class PixelCNNDecoder(DecoderBase):
         or one pixel at a time (`vpn_tf.sampling.cached`). The context's projections depend on past frames only:
         `stepper.frame_map` computes them once per frame."""
         h = stepper.conv(self.frame_input, frame)
-        if self.context_wiring == "input":
-            return self.blocks_and_head(
-                h + stepper.frame_map(lambda: self.context_input(context)), condition, stepper=stepper
-            )
         maps, top = stepper.frame_map(lambda: self.context_maps(context))
         return self.blocks_and_head(h, condition, maps, top, stepper)
 

@@ -52,11 +52,8 @@ class VideoPixelNetwork(keras.Model):
         inputs: a dict with "video" (uint8 `[batch, T, H, W, C]`) and, for conditional configs, "actions"
             (`[batch, T, action_dim]`) and "states" (`[batch, >= context_frames, state_dim]`); or the video alone.
 
-        first_predicted: the first frame whose logits are returned (default `context_frames`; training with
-            `VPNConfig.train_context_frames` asks for earlier ones).
-
     Returns:
-        float32 logits `[batch, T - first_predicted, H, W, C, K]`.
+        float32 logits `[batch, T - context_frames, H, W, C, K]`.
     """
 
     def __init__(self, config: VPNConfig, **kwargs):
@@ -130,7 +127,7 @@ class VideoPixelNetwork(keras.Model):
 
     # -- Forward pass --------------------------------------------------------------------------------------------
 
-    def call(self, inputs, first_predicted=None):
+    def call(self, inputs):
         if isinstance(inputs, dict):
             video, actions, states = inputs["video"], inputs.get("actions"), inputs.get("states")
         else:
@@ -138,12 +135,7 @@ class VideoPixelNetwork(keras.Model):
         c = self.config
         s, ch = c.image_size, c.channels
         batch, frames = ops.shape(video)[0], ops.shape(video)[1]
-        n_ctx = c.context_frames if first_predicted is None else first_predicted
-        if not 1 <= n_ctx <= c.context_frames or (c.state_dim and n_ctx != c.context_frames):
-            raise ValueError(
-                f"first_predicted must be in [1, context_frames={c.context_frames}] (and equal it when states "
-                f"condition the model: a frame's state is read only for context frames). Received: {first_predicted}"
-            )
+        n_ctx = c.context_frames
         if isinstance(frames, int) and frames <= n_ctx:
             raise ValueError(f"video needs more than {n_ctx} frames (the context); received {frames}")
         x = scale_pixels(video, self.compute_dtype)
@@ -195,11 +187,11 @@ class VideoPixelNetwork(keras.Model):
 
     # -- Public API ----------------------------------------------------------------------------------------------
 
-    def conditional_logits(self, video, actions=None, states=None, training=False, first_predicted=None):
+    def conditional_logits(self, video, actions=None, states=None, training=False):
         """Parameters of p(x_d | x_<d) for every predicted dimension d: `[batch, T_pred, H, W, C, K]` float32.
 
         Validates the inputs (dtype, rank, shape, value range, required vectors) with errors naming expected vs
-        received. The predicted frames are those from `first_predicted` (default `context_frames`) on.
+        received. The predicted frames are those after the `context_frames` given ones.
         """
         video, actions, states = validate_inputs(self.config, video, actions, states)
         inputs = {"video": video}
@@ -207,18 +199,16 @@ class VideoPixelNetwork(keras.Model):
             inputs["actions"] = actions
         if states is not None:
             inputs["states"] = states
-        return self(inputs, training=training, first_predicted=first_predicted)
+        return self(inputs, training=training)
 
-    def log_prob(self, video, actions=None, states=None, training=False, first_predicted=None):
+    def log_prob(self, video, actions=None, states=None, training=False):
         """Log-probability in nats of every predicted dimension: float32 `[batch, T_pred, H, W, C]`.
 
-        In Moving MNIST (sigmoid) mode this is minus the soft-target cross-entropy of Eq. 5 per pixel. The predicted
-        frames are those from `first_predicted` (default `context_frames`) on.
+        In Moving MNIST (sigmoid) mode this is minus the soft-target cross-entropy of Eq. 5 per pixel.
         """
         video, actions, states = validate_inputs(self.config, video, actions, states)
-        logits = self.conditional_logits(video, actions, states, training=training, first_predicted=first_predicted)
-        first = self.config.context_frames if first_predicted is None else first_predicted
-        return distributions.log_prob(logits, video[:, first:], self.config.output)
+        logits = self.conditional_logits(video, actions, states, training=training)
+        return distributions.log_prob(logits, video[:, self.config.context_frames :], self.config.output)
 
 
 def build_model(config: VPNConfig, dtype=None) -> VideoPixelNetwork:
