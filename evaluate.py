@@ -89,6 +89,7 @@ def main(argv=None):
 
     from datasets import pipelines
     from vpn_tf import devices, training
+    from vpn_tf.stats import mean_and_stderr
 
     try:
         config, model = training.restore_model(args.workdir, args.checkpoint)
@@ -117,9 +118,9 @@ def main(argv=None):
         values = training.per_frame_values(config, model, ds, args.batch_size)
         n_ctx = config.context_frames
         rows = {"frame": list(range(n_ctx + 1, n_ctx + 1 + values.shape[1]))}
-        rows["mean"] = [float(v) for v in values.mean(0)]
-        spread = values.std(0, ddof=1) / np.sqrt(len(values)) if len(values) > 1 else [None] * values.shape[1]
-        rows["stderr"] = [None if v is None else float(v) for v in spread]  # None (JSON null): one sequence
+        means, spread = mean_and_stderr(values, axis=0)
+        rows["mean"] = [float(v) for v in means]
+        rows["stderr"] = [None if np.isnan(v) else float(v) for v in spread]  # None (JSON null): one sequence
         if config.output == "sigmoid":
             bound = _per_frame_lower_bound(ds, n_ctx)
             rows["lower_bound"] = [float(v) for v in bound]
@@ -241,9 +242,9 @@ def _per_frame_lower_bound(ds, context_frames):
 
 def _check_comparable(config, other, workdir):
     """Two models are compared on the same sequences only if they read the same data the same way."""
-    fields = ["dataset", "image_size", "channels", "context_frames", "eval_num_frames", "output"]
-    if config.dataset != "moving_mnist":  # Moving MNIST does not read data_dir
-        fields.append("data_dir")
+    from vpn_tf.config import evaluation_data_fields
+
+    fields = [*evaluation_data_fields(config), "output"]
     differ = [
         f"{f} {getattr(config, f)!r} vs {getattr(other, f)!r}"
         for f in fields

@@ -56,6 +56,7 @@ def main(argv=None):
 
     from datasets import pipelines
     from vpn_tf import devices, training, visualize
+    from vpn_tf.config import evaluation_data_fields
     from vpn_tf.sampling import Sampler
 
     try:
@@ -71,7 +72,7 @@ def main(argv=None):
                 models.append((config, lambda *a, s=sampler: s.sample(*a, args.temperature, progress=False)))
         config = models[0][0]
         for workdir, (other, _) in zip(args.workdir[1:], models[1:], strict=True):
-            differ = config.diff(other, _DATA_FIELDS)
+            differ = config.diff(other, evaluation_data_fields(config))
             if differ:
                 raise ValueError(f"{workdir} models other data than {args.workdir[0]}: {differ}")
         if args.data_dir:
@@ -121,10 +122,6 @@ def main(argv=None):
         f"wrote {args.out}/grid.png (per sequence: truth, then samples: {order}) and "
         f"{len(video)} GIFs (truth | samples side by side)"
     )
-
-
-# Fields that must agree for models to be sampled from the same contexts.
-_DATA_FIELDS = ("dataset", "image_size", "channels", "context_frames", "eval_num_frames")
 
 
 def _signature_sampler(signature):

@@ -20,6 +20,7 @@ import contextlib
 import numpy as np
 
 from bench.common import emit, machine
+from vpn_tf.stats import mean_and_stderr
 
 
 @contextlib.contextmanager
@@ -63,10 +64,8 @@ def moving_mask(video, context_frames: int, threshold: int):
 
 def _mean_and_stderr(values):
     """Mean over sequences (axis 0) and its standard error, as Python floats (or lists of them per colour)."""
-    values = np.asarray(values, np.float64)
-    if len(values) < 2:  # no spread to estimate from one sequence
-        return values.mean(0).tolist(), np.full(values.shape[1:], np.nan).tolist()
-    return values.mean(0).tolist(), (values.std(0, ddof=1) / np.sqrt(len(values))).tolist()
+    mean, stderr = mean_and_stderr(values, axis=0)
+    return np.asarray(mean).tolist(), np.asarray(stderr).tolist()
 
 
 def score(config, model, batches: list[dict], threshold: int) -> tuple[dict, np.ndarray]:

@@ -35,6 +35,7 @@ import tensorflow as tf
 from datasets import mnist
 from datasets import tfrecord as tfr
 from vpn_tf.rng import ALG
+from vpn_tf.stats import mean_and_stderr
 
 FRAME_SIZE = 64
 DIGIT_SIZE = 28
@@ -276,8 +277,10 @@ def build_test(
         "protocol": "see datasets/moving_mnist.py",
         "license": "Derived from MNIST (LeCun, Cortes, Burges), CC BY-SA 3.0",
     }
-    with open(os.path.join(out, "manifest.json"), "w") as f:
+    path = os.path.join(out, "manifest.json")
+    with open(f"{path}.{os.getpid()}", "w") as f:  # written whole, then renamed: readers see all of it or none
         json.dump(manifest, f, indent=2, sort_keys=True)
+    os.replace(f"{path}.{os.getpid()}", path)
     return out
 
 
@@ -386,7 +389,8 @@ def lower_bound(dataset, context_frames: int = CONTEXT_FRAMES, batch_size: int =
         bar.update(len(v))
     bar.close()
     values = np.concatenate(values).astype(np.float64)
-    return float(values.mean()), float(values.std(ddof=1) / math.sqrt(len(values))), len(values)
+    mean, stderr = mean_and_stderr(values)
+    return float(mean), float(stderr), len(values)
 
 
 def _sha256(path):

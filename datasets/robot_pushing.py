@@ -242,3 +242,43 @@ def eval_dataset(data_dir: str, split: str, num_frames: int = 20, context_frames
     """Evaluation sequences: the first `num_frames` frames, actions for all, states for the context frames only."""
     ds = read(data_dir, split, num_frames)
     return ds.map(lambda ex: {**ex, "states": ex["states"][:context_frames]})
+
+
+def convert(src: str, split: str, out: str, sequence_length: int = 20, num_shards: int = 8, progress=True):
+    """Converts a Robotic Pushing split (original schema, JPEG) to the shared format (preprocessed 64 x 64 uint8)."""
+    from tqdm import tqdm
+
+    files = split_files(src, split)
+    count = sum(1 for _ in tf.data.TFRecordDataset(files))
+    ds = read(src, split, sequence_length, files=files)
+    bar = tqdm(total=count, desc=f"robot_pushing {split}", unit="seq", disable=not progress)
+    with tfr.ShardedVideoWriter(out, f"robot_pushing_{split}", count, min(num_shards, count)) as writer:
+        for ex in iterate(ds, files, sequence_length):
+            writer.write(tfr.encode_video_example(ex["video"].numpy(), ex["actions"].numpy(), ex["states"].numpy()))
+            bar.update(1)
+    bar.close()
+    return writer.paths
+
+
+def main(argv=None):
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m datasets.robot_pushing",
+        description="Convert a Robotic Pushing split (the original TFRecords) to the shared 64 x 64 format.",
+    )
+    parser.add_argument("--src", required=True, help="directory holding push_train/, push_testseen/, ...")
+    parser.add_argument("--split", required=True, choices=["train", "validation", "test_seen", "test_novel"])
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--sequence_length", type=int, default=20)
+    parser.add_argument("--num_shards", type=int, default=8)
+    args = parser.parse_args(argv)
+    try:
+        for p in convert(args.src, args.split, args.out, args.sequence_length, args.num_shards):
+            print(p)
+    except tfr.DataError as e:
+        raise SystemExit(f"error: {e}") from None
+
+
+if __name__ == "__main__":
+    main()

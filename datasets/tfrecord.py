@@ -11,13 +11,11 @@ Decoding (`decode_video_example`) is separate from turning videos into model inp
 tensorflow/models. Bad records raise a `DataError` naming the file and the feature; `skip_bad=True` drops them and
 counts them instead.
 
-CLI: `python -m datasets.tfrecord moving_mnist_test --out DIR` and
-`python -m datasets.tfrecord robot_pushing --src DIR --split train --out DIR` build TFRecords with a progress bar.
+This module imports no other module of the package: every dataset builds on it.
 """
 
 from __future__ import annotations
 
-import argparse
 import glob
 import os
 import re
@@ -67,8 +65,10 @@ def shard_paths(out_dir: str, prefix: str, num_shards: int) -> list[str]:
 class ShardedVideoWriter:
     """Writes examples in contiguous blocks: with n examples and k shards, shard i holds examples [i*n//k, (i+1)*n//k).
 
-    Files are first written under a temporary name and renamed when complete, so an interrupted run never leaves a
-    truncated shard that looks finished, and files already present are not touched until the new ones are whole.
+    Files are first written under a temporary name (one per process) and renamed when complete, so an interrupted
+    run never leaves a truncated shard that looks finished, files already present are not touched until the new ones
+    are whole, and processes writing the same files at once (e.g. two evaluations building the Moving MNIST test
+    cache) do not disturb each other.
 
     Args:
         out_dir: directory (created).
@@ -90,7 +90,8 @@ class ShardedVideoWriter:
         self._options = tf.io.TFRecordOptions(compression_type=COMPRESSION)
 
     def _tmp(self, path):
-        return path + ".incomplete"
+        # Per process: two processes building the same (deterministic) files must not write into one temporary.
+        return f"{path}.incomplete-{os.getpid()}"
 
     def write(self, serialized: bytes):
         if self._written >= self.num_examples:
@@ -382,57 +383,3 @@ def _clean(message: str) -> str:
     """A TensorFlow error message without its function-node prefix and op suffix."""
     message = re.sub(r"\{\{.*?\}\}\s*", "", message.splitlines()[0])
     return re.sub(r"\s*\[Op:.*$", "", message)
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# CLI
-# ---------------------------------------------------------------------------------------------------------------------
-
-
-def convert_robot_pushing(
-    src: str, split: str, out: str, sequence_length: int = 20, num_shards: int = 8, progress=True
-):
-    """Converts a Robotic Pushing split (original schema, JPEG) to the shared format (preprocessed 64 x 64 uint8)."""
-    from tqdm import tqdm
-
-    from datasets import robot_pushing
-
-    files = robot_pushing.split_files(src, split)
-    count = sum(1 for _ in tf.data.TFRecordDataset(files))
-    ds = robot_pushing.read(src, split, sequence_length, files=files)
-    bar = tqdm(total=count, desc=f"robot_pushing {split}", unit="seq", disable=not progress)
-    with ShardedVideoWriter(out, f"robot_pushing_{split}", count, min(num_shards, count)) as writer:
-        for ex in robot_pushing.iterate(ds, files, sequence_length):
-            writer.write(encode_video_example(ex["video"].numpy(), ex["actions"].numpy(), ex["states"].numpy()))
-            bar.update(1)
-    bar.close()
-    return writer.paths
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m datasets.tfrecord", description="Build TFRecords of videos.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    mm = sub.add_parser("moving_mnist_test", help="the fixed Moving MNIST test set")
-    mm.add_argument("--out", default=None, help="cache directory (default $VPN_TF_DATA_DIR or ~/.cache/vpn_tf)")
-    mm.add_argument("--num_sequences", type=int, default=10_000)
-    rp = sub.add_parser("robot_pushing", help="convert a Robotic Pushing split to the shared 64x64 format")
-    rp.add_argument("--src", required=True, help="directory holding push_train/, push_testseen/, ...")
-    rp.add_argument("--split", required=True, choices=["train", "validation", "test_seen", "test_novel"])
-    rp.add_argument("--out", required=True)
-    rp.add_argument("--sequence_length", type=int, default=20)
-    rp.add_argument("--num_shards", type=int, default=8)
-    args = parser.parse_args(argv)
-    try:
-        if args.command == "moving_mnist_test":
-            from datasets import moving_mnist
-
-            print(moving_mnist.build_test(args.out, args.num_sequences))
-        else:
-            for p in convert_robot_pushing(args.src, args.split, args.out, args.sequence_length, args.num_shards):
-                print(p)
-    except DataError as e:
-        raise SystemExit(f"error: {e}") from None
-
-
-if __name__ == "__main__":
-    main()

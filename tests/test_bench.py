@@ -12,6 +12,8 @@ from bench.train_step import run
 from vpn_tf import get_config
 from vpn_tf.cost import forward_macs_per_frame, training_flops_per_sequence
 
+pytestmark = pytest.mark.large  # fresh processes, shipped checkpoints or benchmarks: `pytest -m large`
+
 
 def test_interleaved_alternates_the_functions_and_keeps_each_ones_fastest_round():
     calls = []
@@ -49,11 +51,14 @@ def test_accelerator_memory_table_from_paper_records():
     plain = {**common, "remat": False, "fixed_mb": 1024, "per_sequence_20_frames_mb": 10 * 1024}
     plain["predicted_peak_mb_20_frames"] = 11 * 1024
     remat = {**common, "remat": True, "fixed_mb": 999, "measured_peak_mb_20_frames": 1024 + 3 * 1024}
-    rows = gpu_table([plain, remat, {"bench": "memory/other"}]).splitlines()
-    assert len(rows) == 4
+    pushing = {**plain, "bench": "memory_paper/robot_pushing_paper", "fixed_mb": 2048}
+    rows = gpu_table([plain, remat, pushing, {"bench": "memory/other"}]).splitlines()
+    assert len(rows) == 5
     # (40 GB - 1 GB fixed) // 10 GB = 3 and 7 sequences; with remat the fixed part is the no-remat one's, 3 GB each.
-    assert "| float32 | no | 11,264 (model) | 10,240 | 1,024 | 3 | 7 | 3.0 |" == rows[2]
-    assert "| float32 | yes | 4,096 (measured) | 3,072 | 1,024 | 13 | 26 | 3.0 |" == rows[3]
+    assert "| moving_mnist_paper | float32 | no | 11,264 (model) | 10,240 | 1,024 | 3 | 7 | 3.0 |" == rows[2]
+    assert "| moving_mnist_paper | float32 | yes | 4,096 (measured) | 3,072 | 1,024 | 13 | 26 | 3.0 |" == rows[3]
+    # Each preset's rows use its own fixed part: (40 - 2) // 10 = 3, (80 - 2) // 10 = 7.
+    assert "| robot_pushing_paper | float32 | no | 11,264 (model) | 10,240 | 2,048 | 3 | 7 | 3.0 |" == rows[4]
 
 
 def test_serving_latency_table_times_every_way_in_fresh_processes(tmp_path):
@@ -86,10 +91,9 @@ def test_serving_latency_table_times_every_way_in_fresh_processes(tmp_path):
 
 
 def test_context_ablation_zeroes_only_the_decoders_context():
-    """Zeroing the context changes a VPN's likelihood and equals a direct computation with a zero context; the
-    decoder's own method is back afterwards."""
+    """With the context zeroed, a model's likelihood no longer depends on the past frames at all (the baseline's on
+    nothing), while without it it does; the decoder's own method is back afterwards."""
     import numpy as np
-    import tensorflow as tf
 
     import vpn_tf
     from bench.context_ablation import zero_context
@@ -97,21 +101,25 @@ def test_context_ablation_zeroes_only_the_decoders_context():
     for model_kind in ("vpn", "baseline"):
         config = vpn_tf.get_config("tiny", model=model_kind)
         model = vpn_tf.build_model(config)
-        video = np.random.default_rng(0).integers(0, 256, (2, config.num_frames, 8, 8, 1)).astype(np.uint8)
+        rng = np.random.default_rng(0)
+        video = rng.integers(0, 256, (2, config.num_frames, 8, 8, 1)).astype(np.uint8)
+        other_past = video.copy()
+        other_past[:, : config.context_frames] = rng.integers(0, 256, other_past[:, : config.context_frames].shape)
         full = model.log_prob(video).numpy()
+        assert not np.allclose(full, model.log_prob(other_past).numpy())  # the context matters
         with zero_context(model):
             ablated = model.log_prob(video).numpy()
-        assert not np.allclose(full, ablated)
-        np.testing.assert_array_equal(model.log_prob(video).numpy(), full)
-        x = tf.cast(video, tf.float32) / 127.5 - 1
+            # Nothing of the past reaches the decoder: other context frames, the same value for every dimension.
+            np.testing.assert_allclose(model.log_prob(other_past).numpy(), ablated, rtol=0, atol=1e-6)
+        # And the value is the decoder's with an all-zero context (not some other constant).
         n = config.context_frames
-        zeros = tf.zeros([2, 8, 8, config.lstm_channels])
-        if model_kind == "vpn":
-            logits = model.decoder(x[:, n], zeros)
-        else:
-            logits = model.decoder(zeros)
+        zeros = np.zeros([2, 8, 8, config.context_channels], np.float32)
+        x = video[:, n].astype(np.float32) / 127.5 - 1
+        logits = model.decoder(x, zeros) if model_kind == "vpn" else model.decoder(zeros)
         expected = vpn_tf.distributions.log_prob(logits[:, None], video[:, n : n + 1], config.output).numpy()
         np.testing.assert_allclose(ablated[:, :1], expected, atol=1e-5)
+        assert not np.allclose(full, ablated)
+        np.testing.assert_array_equal(model.log_prob(video).numpy(), full)
 
 
 def test_action_rotation_and_the_motion_split():

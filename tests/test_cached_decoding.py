@@ -47,10 +47,11 @@ def test_a_changed_block_is_sampled_with_its_changed_math(monkeypatch, kind, cls
     cfg, plain, ctx, kw = _setup(preset, block=kind)
     monkeypatch.setitem(blocks.BLOCKS, kind, cls)
     _, changed, _, _ = _setup(preset, block=kind)
+    changed.set_weights(plain.get_weights())  # the same weights: only the block's math differs
     assert isinstance(changed.decoder.blocks[0], cls)
     drawn, teacher, video = _drawn_and_teacher(cfg, changed, ctx, kw, loop, jit)
     np.testing.assert_allclose(_probabilities(cfg, drawn), _probabilities(cfg, teacher), atol=1e-5)
-    # The change matters: the unchanged model (same weights) assigns other conditionals to the same video.
+    # The change matters: the unchanged model, with the same weights, assigns other conditionals to the same video.
     vectors = {k: v[:, : cfg.context_frames + 1] if k == "actions" else v for k, v in kw.items()}
     plain_teacher = plain.conditional_logits(video, **vectors).numpy()[:, 0]
     assert np.abs(plain_teacher - teacher).max() > 0.05

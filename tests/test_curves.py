@@ -48,6 +48,7 @@ def test_smooth_is_a_trailing_mean():
     np.testing.assert_allclose(curves.smooth([1.0, 3.0, 5.0], 10), [1.0, 2.0, 3.0])
 
 
+@pytest.mark.large
 def test_plot_curves_py_draws_runs_and_names_bad_input(tmp_path):
     from PIL import Image
 

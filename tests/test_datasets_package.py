@@ -5,11 +5,14 @@ import subprocess
 import sys
 import zipfile
 
+import pytest
+
 import datasets
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.mark.large
 def test_datasets_resolves_to_the_repository_folder():
     assert os.path.dirname(os.path.abspath(datasets.__file__)) == os.path.join(ROOT, "datasets")
     # Also from a fresh interpreter started in the repository, as `python train.py` is.
@@ -23,6 +26,7 @@ def test_datasets_resolves_to_the_repository_folder():
     assert out.stdout.strip() == os.path.join(ROOT, "datasets", "__init__.py")
 
 
+@pytest.mark.large
 def test_wheel_installs_vpn_tf_but_no_top_level_datasets(tmp_path):
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), ROOT],

@@ -121,3 +121,28 @@ def test_train_py_require_gpu_fails_clearly_and_prints_the_devices_it_uses(tmp_p
     assert out.returncode != 0 and "--xla_gating" in out.stderr and "true/false, yes/no, 1/0" in out.stderr
     out = run_script("train.py", "--config", "tiny", "--workdir", tmp_path / "bad", "--remat", "maybe")
     assert out.returncode != 0 and "--remat expects true/false, yes/no or 1/0, got 'maybe'" in out.stderr
+
+
+def test_sampling_runs_without_tf32_and_leaves_the_setting_as_it_was(monkeypatch):
+    import numpy as np
+
+    import vpn_tf
+    from vpn_tf.sampling import Sampler
+
+    model = vpn_tf.build_model(vpn_tf.get_config("tiny"))
+    ctx = np.zeros((1, 2, 8, 8, 1), np.uint8)
+    seen = []
+    real = tf.config.experimental.enable_tensor_float_32_execution
+    monkeypatch.setattr(
+        tf.config.experimental, "enable_tensor_float_32_execution", lambda on: seen.append(on) or real(on)
+    )
+    devices.set_tf32(True)
+    try:
+        Sampler(model, jit=False).sample(ctx, 1)
+        assert seen[1:] == [False, True]  # off while sampling, then back to what training had
+        assert tf.config.experimental.tensor_float_32_execution_enabled()
+        seen.clear()
+        Sampler(model, jit=False, tf32=True).sample(ctx, 1)
+        assert seen == []
+    finally:
+        devices.set_tf32(False)

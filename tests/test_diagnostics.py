@@ -4,24 +4,30 @@ import pytest
 from vpn_tf import diagnostics
 
 
-class _FixedReader:
-    """Reads a frame right iff its top-left pixel is lit (a stand-in with known answers)."""
+class _PixelReader:
+    """A stand-in with known answers: a frame reads right iff its top-left pixel equals 10 x its first digit class
+    (the class, lit), or any grey frame of a lit pixel (a binarised pixel reads 0 or 255: wrong)."""
 
     def read_right(self, frames, classes):
-        return np.asarray(frames)[..., 0, 0, 0] > 0
+        pixel = np.asarray(frames)[..., 0, 0, 0].astype(int)  # [N, T]
+        return pixel == 10 * np.asarray(classes)[:, :1]
 
 
 def test_legibility_rows_and_standard_errors():
+    classes = np.array([[1, 2], [2, 3], [3, 4], [4, 5]])
     truth = np.zeros((4, 2, 64, 64, 1), np.uint8)
-    truth[:, :, 0, 0] = 255
+    truth[:, :, 0, 0, 0] = 10 * classes[:, :1]  # grey levels 10..40: read right
     samples = truth.copy()
     samples[:2, 1] = 0  # frame 2: half the samples unreadable
-    out = diagnostics.legibility(_FixedReader(), truth, samples, np.zeros((4, 2), int))
+    out = diagnostics.legibility(_PixelReader(), truth, samples, classes)
     assert set(out) == {"samples", "true_frames", "binarised_true_frames", "chance"}
     np.testing.assert_allclose(out["samples"]["mean"], [1.0, 0.5])
     np.testing.assert_allclose(out["samples"]["stderr"], [0.0, np.sqrt(1 / 3 / 4)])
     np.testing.assert_allclose(out["true_frames"]["mean"], [1.0, 1.0])
-    assert "samples" not in diagnostics.legibility(_FixedReader(), truth, None, np.zeros((4, 2), int))
+    # Binarised grey levels are 0 or 255, never 10..40; and every sequence is read against another's classes.
+    np.testing.assert_allclose(out["binarised_true_frames"]["mean"], [0.0, 0.0])
+    np.testing.assert_allclose(out["chance"]["mean"], [0.0, 0.0])
+    assert "samples" not in diagnostics.legibility(_PixelReader(), truth, None, classes)
 
 
 def test_tracking_prefers_the_moving_truth_to_the_frame_held_still():
@@ -38,5 +44,10 @@ def test_tracking_prefers_the_moving_truth_to_the_frame_held_still():
     # A model that copies its last frame scores exactly what holding it still scores: no better.
     copies = np.repeat(last[:, None], t, axis=1)
     np.testing.assert_allclose(diagnostics.tracking(last, truth, copies)["samples"]["mean"], held)
+    # Featureless or noisy samples do not track anything (a plain cosine of non-negative frames would reward them).
+    grey = np.full_like(truth, 40)
+    np.testing.assert_allclose(diagnostics.tracking(last, truth, grey)["samples"]["mean"], 0.0, atol=1e-9)
+    noise = (np.random.default_rng(0).random(truth.shape) < 0.15).astype(np.uint8) * 255
+    assert np.abs(diagnostics.tracking(last, truth, noise)["samples"]["mean"]).max() < 0.2
     with pytest.raises(ValueError, match="alike"):
         diagnostics.tracking(last, truth, truth[:, :2])

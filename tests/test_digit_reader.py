@@ -62,9 +62,10 @@ def test_read_right_needs_exactly_the_distinct_classes():
     weights[-1] = np.array([0, 0, 0, 9, 0, 5, 0, 0, 0, 0], np.float32)  # the dense bias
     network.set_weights(weights)
     reader = DigitReader(network)
-    frames = np.zeros((4, 1, 64, 64, 1), np.uint8)
-    got = reader.read_right(frames, np.array([[3, 5], [5, 3], [3, 3], [3, 7]]))
-    np.testing.assert_array_equal(got[:, 0], [True, True, True, False])
+    frames = np.zeros((5, 1, 64, 64, 1), np.uint8)
+    got = reader.read_right(frames, np.array([[3, 5], [5, 3], [3, 3], [3, 7], [5, 5]]))
+    # Two digits of one class: the top class alone must be it (5, 5 is read as 3: wrong).
+    np.testing.assert_array_equal(got[:, 0], [True, True, True, False, False])
     np.testing.assert_array_equal(multi_hot([[3, 3]])[0], np.eye(10)[3])
 
 

@@ -13,6 +13,8 @@ from tests.scripts import ENV, ROOT, run_script
 from vpn_tf import exporting
 from vpn_tf.sampling import Sampler
 
+pytestmark = pytest.mark.large  # fresh processes, shipped checkpoints or benchmarks: `pytest -m large`
+
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):

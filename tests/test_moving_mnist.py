@@ -165,3 +165,22 @@ def test_lower_bound_cli(tmp_path, capsys):
     z = 128 / 255
     per_frame = 100 * -(z * np.log(z) + (1 - z) * np.log(1 - z))
     assert f"lower bound {per_frame:.2f} nats/frame" in out and "4 sequences" in out
+
+
+@pytest.mark.large
+def test_two_processes_building_the_test_cache_at_once_both_succeed(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.scripts import ENV, ROOT
+
+    cmd = [sys.executable, "-m", "datasets.moving_mnist", "build_test", "--num_sequences", "40"]
+    procs = [
+        subprocess.Popen([*cmd, "--cache_dir", str(tmp_path)], cwd=ROOT, env=ENV, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err[-2000:]
+    assert mm.verify_test_cache(str(tmp_path), num_sequences=40) == {}
+    assert not [f for f in os.listdir(next(tmp_path.iterdir())) if "incomplete" in f]

@@ -10,6 +10,8 @@ import pytest
 
 from tests.scripts import ENV, ROOT, run_script
 
+pytestmark = pytest.mark.large  # fresh processes, shipped checkpoints or benchmarks: `pytest -m large`
+
 SHIPPED = os.path.join(ROOT, "pretrained", "cpu_moving_mnist")
 
 

@@ -91,6 +91,7 @@ def test_every_preset_builds_with_the_analytic_parameter_count(preset):
     assert model.decoder.count_params() == counts["decoder"]
 
 
+@pytest.mark.large
 @pytest.mark.parametrize("preset", ["moving_mnist_paper", "robot_pushing_paper"])
 def test_paper_widths_take_one_training_step(preset):
     # Paper widths, depths and output heads; 32x32 frames and one context frame keep the step to a few seconds.

@@ -6,7 +6,8 @@ import argparse
 import dataclasses
 import difflib
 
-from vpn_tf.config import VPNConfig, get_config, preset_names
+from vpn_tf.config import VPNConfig
+from vpn_tf.presets import get_config, preset_names
 
 _TRUE, _FALSE = ("1", "true", "yes"), ("0", "false", "no")
 

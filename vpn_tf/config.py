@@ -1,8 +1,10 @@
-"""Typed configuration for Video Pixel Networks, with the paper's presets.
+"""The typed configuration of a Video Pixel Network: one frozen dataclass, every field documented, grouped.
 
-One flat dataclass holds the model and the training settings so that every field can be overridden by name
-(`vpn_tf.get_config("cpu_moving_mnist", hidden=48)` or `python train.py --hidden=48`). Presets are functions that
-return a `VPNConfig`; variants override a base preset instead of copying it.
+Fields carry their group in the dataclass metadata ("data": what is read; "architecture": what the weights are;
+"training": how they are fitted; `fields_in`), so the lists other code needs (the fields a checkpoint is tied to,
+`ARCHITECTURE_FIELDS`; the data fields two models must share to be compared) derive from it. Presets live in
+`vpn_tf.presets`; every field can be overridden by name (`get_config("cpu_moving_mnist", hidden=48)` or
+`python train.py --hidden 48`).
 
 Reference: Kalchbrenner et al., "Video Pixel Networks", ICML 2017, §5.1 and §6.1.
 """
@@ -11,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable
 
 MODEL_KINDS = ("vpn", "baseline")
 BLOCK_KINDS = ("rmb", "relu")
@@ -22,6 +23,15 @@ DATASETS = ("moving_mnist", "robot_pushing", "pushing_sim")
 NUM_INTENSITIES = 256  # 8-bit pixels: a softmax over 256 raw values, never 255.
 
 
+GROUPS = ("data", "architecture", "training")
+
+
+def _field(default, group: str, checkpoint: bool = False):
+    """A config field with its group in the dataclass metadata: "data" (what is read), "architecture" (what the
+    weights are), "training" (how they are fitted). `checkpoint`: a data field a checkpoint is tied to as well."""
+    return dataclasses.field(default=default, metadata={"group": group, "checkpoint": checkpoint})
+
+
 @dataclasses.dataclass(frozen=True)
 class VPNConfig:
     """Everything needed to build and train one VPN (or its baseline)."""
@@ -30,44 +40,44 @@ class VPNConfig:
     """Preset name the config was derived from (informational)."""
 
     # --- Data layout -------------------------------------------------------------------------------------------
-    dataset: str = "moving_mnist"
+    dataset: str = _field("moving_mnist", "data")
     """Which data pipeline trains this config: one of `DATASETS`."""
-    image_size: int = 64
+    image_size: int = _field(64, "data", checkpoint=True)
     """Frame height and width in pixels (square frames)."""
-    channels: int = 1
+    channels: int = _field(1, "data", checkpoint=True)
     """Colour channels per pixel: 1 (grey, Moving MNIST) or 3 (RGB, ordered R, G, B)."""
-    num_frames: int = 20
+    num_frames: int = _field(20, "data")
     """Frames per training sequence (context + predicted)."""
-    context_frames: int = 10
+    context_frames: int = _field(10, "data")
     """Leading frames that are given; the model's likelihood covers only the frames after them."""
-    eval_num_frames: int = 20
+    eval_num_frames: int = _field(20, "data")
     """Frames per evaluation sequence (the pushing benchmark trains on 12 and evaluates on 20)."""
-    data_dir: str = ""
+    data_dir: str = _field("", "data")
     """Directory of the pushing data (push_train/, push_val/, push_testseen/, push_testnovel/); unused for Moving
     MNIST, which is generated from the shipped MNIST files."""
 
     # --- Architecture ------------------------------------------------------------------------------------------
-    model: str = "vpn"
+    model: str = _field("vpn", "architecture")
     """"vpn" (PixelCNN decoders, §3.2) or "baseline" (unmasked CNN decoders that do not see frame t, §3.3)."""
-    block: str = "rmb"
+    block: str = _field("rmb", "architecture")
     """Residual block kind: "rmb" (Eq. 4) or "relu" (bottleneck residual block of He et al. 2016)."""
-    hidden: int = 128
+    hidden: int = _field(128, "architecture")
     """c: channels inside the blocks; block inputs and outputs have 2c channels (§4.2)."""
-    encoder_blocks: int = 8
+    encoder_blocks: int = _field(8, "architecture")
     """k: residual blocks in the encoder (16 for the ReLU variant in the paper)."""
-    decoder_blocks: int = 12
+    decoder_blocks: int = _field(12, "architecture")
     """l: residual blocks in the decoder (24 for the ReLU variant in the paper)."""
-    encoder_dilations: tuple[int, ...] = (1, 2, 4, 8)
+    encoder_dilations: tuple[int, ...] = _field((1, 2, 4, 8), "architecture")
     """Dilation scheme repeated over the encoder blocks (§4.3); (1,) means no dilation."""
-    lstm_channels: int = 256
+    lstm_channels: int = _field(256, "architecture")
     """Channels of the convolutional LSTM."""
-    lstm_kernel_size: int = 3
+    lstm_kernel_size: int = _field(3, "architecture")
     """Kernel of the convolutional LSTM (not stated in the paper; 3x3 like every other spatial kernel)."""
-    top_channels: int = 768
+    top_channels: int = _field(768, "architecture")
     """Channels of the topmost decoder layer before the output (768 Moving MNIST, 1536 pushing)."""
-    first_kernel_size: int = 7
+    first_kernel_size: int = _field(7, "architecture")
     """Kernel of the decoder's type-A masked input layer. Not stated in the paper; 7x7 as in PixelCNN."""
-    context_wiring: str = "every_block"
+    context_wiring: str = _field("every_block", "architecture")
     """How the ConvLSTM context enters the PixelCNN decoder (the paper does not say). "every_block": an unmasked
     `context_kernel_size` convolution of the context is added to the input of every decoder block and of the output
     head, as conditional PixelCNN (van den Oord et al. 2016) conditions every layer; the context depends on past
@@ -77,19 +87,19 @@ class VPNConfig:
     topmost layer's full per-colour width (masked layers give each colour a third of the channels; see
     `PixelCNNDecoder`). RESULTS.md measured both against a projection at the decoder's input only (no longer
     offered: it lost at equal budgets)."""
-    context_kernel_size: int = 3
+    context_kernel_size: int = _field(3, "architecture")
     """Kernel of the "every_block" context projections (odd; 1 means the context at the pixel only)."""
-    decoder_past_frames: int = 0
+    decoder_past_frames: int = _field(0, "architecture")
     """Not in the paper (0, the default, is the paper's model). The decoder also reads the pixels of the last
     `decoder_past_frames` frames before the one it predicts, unmasked, concatenated to the ConvLSTM output it reads
     as its context (so they enter through the context projections, `context_kernel_size` wide). Why: at small
     widths the ConvLSTM state keeps where a digit is better than its shape (RESULTS.md); the last frames hold the
     shape at full resolution, and two of them hold the local motion. They depend on past frames only, so causality
     is untouched. Frames before the video's first are read as black."""
-    output: str = "sigmoid"
+    output: str = _field("sigmoid", "architecture")
     """"sigmoid": one logit per pixel against grey-level targets (Moving MNIST only, Eq. 5);
     "softmax": 256 logits per colour channel."""
-    binarize_inputs: bool = False
+    binarize_inputs: bool = _field(False, "training")
     """Sigmoid (Moving MNIST) models only; training only. The network reads each training sequence as binary frames
     drawn pixel by pixel from its grey levels (Bernoulli(x / 255), a fresh draw per sequence of the stream, by the
     input pipeline: "dynamic binarisation"), while the loss stays Eq. 5 against the grey levels: with the
@@ -99,31 +109,31 @@ class VPNConfig:
     on grey inputs never saw such inputs. Not in the paper (it does not say what the network reads). Validation
     during training reads binary frames too (`validates_on_binary_frames`); `evaluate.py` feeds the grey frames
     (the paper's metric) unless told to read binary ones. RESULTS.md reports what it changes."""
-    action_dim: int = 0
+    action_dim: int = _field(0, "architecture")
     """Size of the per-frame action vector (5 in the pushing benchmark); 0 disables action conditioning."""
-    state_dim: int = 0
+    state_dim: int = _field(0, "architecture")
     """Size of the per-frame state vector (5 in the pushing benchmark); 0 disables state conditioning."""
 
     # --- Training ----------------------------------------------------------------------------------------------
-    batch_size: int = 64
+    batch_size: int = _field(64, "training")
     """Global batch size in sequences (split across replicas)."""
-    learning_rate: float = 3e-4
+    learning_rate: float = _field(3e-4, "training")
     """Initial RMSProp learning rate (3e-4 Moving MNIST, 1e-4 pushing)."""
-    lr_decay_factor: float = 0.3
+    lr_decay_factor: float = _field(0.3, "training")
     """The learning rate is multiplied by this when validation likelihood flatlines."""
-    plateau_patience: int = 3
+    plateau_patience: int = _field(3, "training")
     """Evaluations without improvement before the learning rate decays."""
-    steps: int = 300_000
+    steps: int = _field(300_000, "training")
     """Total training steps."""
-    eval_every: int = 1000
+    eval_every: int = _field(1000, "training")
     """Steps between evaluations on the held-out split."""
-    eval_sequences: int = 256
+    eval_sequences: int = _field(256, "training")
     """Held-out sequences per periodic evaluation."""
-    checkpoint_every: int = 1000
+    checkpoint_every: int = _field(1000, "training")
     """Steps between checkpoints."""
-    grad_clip_norm: float = 0.0
+    grad_clip_norm: float = _field(0.0, "training")
     """Global gradient-norm clip; 0 disables it (the paper does not mention clipping)."""
-    remat: bool = False
+    remat: bool = _field(False, "training")
     """Rematerialisation: keep only each residual block's input for the backward pass and recompute the block's
     inside there (`tf.recompute_grad`). Same gradients, a fraction of the activation memory, ~1 extra forward pass
     of the blocks; `python -m bench.memory --full` measures both. Not in the paper (a memory/compute trade-off)."""
@@ -215,26 +225,26 @@ class VPNConfig:
 # value still loads.
 REMOVED_FIELDS = {"binarize_fraction": 1.0, "train_context_frames": 0}
 
+
+def fields_in(group: str) -> tuple[str, ...]:
+    """The names of the config fields of `group` ("data", "architecture" or "training"), in declaration order."""
+    if group not in GROUPS:
+        raise ValueError(f"group must be one of {GROUPS}. Received: {group!r}")
+    return tuple(f.name for f in dataclasses.fields(VPNConfig) if f.metadata.get("group") == group)
+
+
+def evaluation_data_fields(config: VPNConfig) -> tuple[str, ...]:
+    """The data fields two models must share to be evaluated or sampled on the same sequences the same way: every
+    "data" field but the training subsequence length (`num_frames`), and `data_dir` only where it is read."""
+    skip = {"num_frames"} | ({"data_dir"} if config.dataset == "moving_mnist" else set())
+    return tuple(n for n in fields_in("data") if n not in skip)
+
+
 # Fields that determine the network's weights; a checkpoint is only compatible across configs equal on these.
-ARCHITECTURE_FIELDS = (
-    "image_size",
-    "channels",
-    "model",
-    "block",
-    "hidden",
-    "encoder_blocks",
-    "decoder_blocks",
-    "encoder_dilations",
-    "lstm_channels",
-    "lstm_kernel_size",
-    "top_channels",
-    "first_kernel_size",
-    "context_wiring",
-    "context_kernel_size",
-    "decoder_past_frames",
-    "output",
-    "action_dim",
-    "state_dim",
+ARCHITECTURE_FIELDS = tuple(
+    f.name
+    for f in dataclasses.fields(VPNConfig)
+    if f.metadata.get("group") == "architecture" or f.metadata.get("checkpoint")
 )
 
 
@@ -305,216 +315,3 @@ def validate(c: VPNConfig) -> None:
     )
     _check(c.learning_rate > 0, f"learning_rate must be > 0. Received: learning_rate={c.learning_rate}")
     _check(0 < c.lr_decay_factor <= 1, f"lr_decay_factor must be in (0, 1]. Received: {c.lr_decay_factor}")
-
-
-# ------------------------------------------------------------------------------------------------------------------
-# Presets
-# ------------------------------------------------------------------------------------------------------------------
-
-_PRESETS: dict[str, Callable[[], VPNConfig]] = {}
-
-
-def preset(fn: Callable[[], VPNConfig]) -> Callable[[], VPNConfig]:
-    _PRESETS[fn.__name__] = fn
-    return fn
-
-
-def preset_names() -> tuple[str, ...]:
-    return tuple(_PRESETS)
-
-
-def get_config(name: str, **overrides) -> VPNConfig:
-    """The preset `name` with `overrides` applied.
-
-    Raises:
-        ValueError: an unknown preset (the message lists the choices) or an unknown/invalid field.
-    """
-    if name not in _PRESETS:
-        raise ValueError(f"Unknown preset {name!r}. Choices: {', '.join(_PRESETS)}")
-    cfg = _PRESETS[name]()
-    return cfg.replace(name=name, **overrides) if overrides else cfg.replace(name=name)
-
-
-@preset
-def moving_mnist_paper() -> VPNConfig:
-    """§5.1: VPN (RMB, dilation), c=128, 8 encoder / 12 decoder RMBs, ConvLSTM 256, top 768, batch 64, RMSProp 3e-4."""
-    return VPNConfig(
-        dataset="moving_mnist",
-        channels=1,
-        output="sigmoid",
-        num_frames=20,
-        context_frames=10,
-        eval_num_frames=20,
-        top_channels=768,
-        learning_rate=3e-4,
-        steps=300_000,
-    )
-
-
-@preset
-def moving_mnist_paper_rmb_no_dilation() -> VPNConfig:
-    """Table 2: VPN (RMB, No Dilation)."""
-    return moving_mnist_paper().replace(encoder_dilations=(1,))
-
-
-@preset
-def moving_mnist_paper_relu_dilation() -> VPNConfig:
-    """Table 2: VPN (Relu, Dilation): ReLU blocks, doubled block counts (16 / 24)."""
-    return moving_mnist_paper().replace(block="relu", encoder_blocks=16, decoder_blocks=24)
-
-
-@preset
-def moving_mnist_paper_relu_no_dilation() -> VPNConfig:
-    """Table 2: VPN (Relu, No Dilation)."""
-    return moving_mnist_paper_relu_dilation().replace(encoder_dilations=(1,))
-
-
-@preset
-def moving_mnist_paper_baseline() -> VPNConfig:
-    """Table 1: baseline model (same encoders and core, unmasked decoders that do not see frame t)."""
-    return moving_mnist_paper().replace(model="baseline")
-
-
-@preset
-def robot_pushing_paper() -> VPNConfig:
-    """§6.1: RGB softmax VPN (RMB, dilation), top 1536, actions and states (5 each), 12-frame training
-    subsequences with 2 context frames, 20-frame evaluation, RMSProp 1e-4, 275k steps.
-
-    Colour groups with room (our choice; the paper does not say how the context enters): every masked layer gives
-    each colour a third of its channels, so at small widths the red logits read the context through a narrow
-    group (~11 of 32 channels at c = 16). `context_wiring="every_layer"` adds the context to the head's topmost
-    layer as well, unmasked, at its full per-colour width. RESULTS.md, simulated pushing at 32 x 32 and c = 16,
-    equal budgets: with the context in every block only, the VPN lost to the baseline by 0.20 nats/dim (red 0.32
-    worse); with "every_layer", by 0.02 (within one standard error). Widening instead (c = 32) learned faster per
-    step but took twice as long per step and lost at equal time, so the CPU presets keep c = 16."""
-    return VPNConfig(
-        dataset="robot_pushing",
-        channels=3,
-        output="softmax",
-        context_wiring="every_layer",
-        num_frames=12,
-        context_frames=2,
-        eval_num_frames=20,
-        top_channels=1536,
-        action_dim=5,
-        state_dim=5,
-        learning_rate=1e-4,
-        steps=275_000,
-    )
-
-
-@preset
-def robot_pushing_paper_rmb_no_dilation() -> VPNConfig:
-    """Table 3: VPN (RMB, No Dilation)."""
-    return robot_pushing_paper().replace(encoder_dilations=(1,))
-
-
-@preset
-def robot_pushing_paper_relu_dilation() -> VPNConfig:
-    """Table 3: VPN (Relu, Dilation)."""
-    return robot_pushing_paper().replace(block="relu", encoder_blocks=16, decoder_blocks=24)
-
-
-@preset
-def robot_pushing_paper_relu_no_dilation() -> VPNConfig:
-    """Table 3: VPN (Relu, No Dilation)."""
-    return robot_pushing_paper_relu_dilation().replace(encoder_dilations=(1,))
-
-
-@preset
-def robot_pushing_paper_baseline() -> VPNConfig:
-    """Table 3: baseline model."""
-    return robot_pushing_paper().replace(model="baseline")
-
-
-# What the CPU-scale presets share: full 64 x 64 frames and the benchmarks' frame protocol, small widths.
-_CPU_SCALE = dict(
-    hidden=16,
-    encoder_blocks=4,
-    decoder_blocks=4,
-    lstm_channels=32,
-    first_kernel_size=5,
-    batch_size=4,
-    learning_rate=1e-3,
-    steps=1000,
-    eval_every=250,
-    eval_sequences=64,
-    checkpoint_every=100,
-    plateau_patience=2,
-)
-
-
-@preset
-def cpu_moving_mnist() -> VPNConfig:
-    """Moving MNIST at full 64x64 resolution and the paper's 10 + 10 frames, shrunk to learn within an hour on 2 CPU
-    cores.
-
-    Sizing: the paper's widths cost ~123 G multiply-adds per frame (`vpn_tf.cost.forward_macs_per_frame`), tens of
-    seconds per training sequence here. With c=16, 4 encoder blocks (dilations 1, 2, 4, 8, so the receptive field
-    still covers a digit's motion), 4 decoder blocks, ConvLSTM 32 and top 64 it is ~1.0 G per frame (~127x less;
-    0.96 G before the decoder read the context in every block).
-    `python -m bench.train_step` measured a float32 training step of 4 sequences at 3.2 s on our 2-core machine
-    (1.25 sequences/s) when RESULTS.md was trained, 2.5-3.2 s since the 2026-11-26 speedups (BENCHMARKS.md), so an
-    hour is ~1,100-1,400 steps / ~4,500-5,700 sequences, against an initial loss of
-    ~2,800 nats/frame (4096 ln 2). RESULTS.md: 65 minutes on one core (751 steps) reached 130.4 nats/frame on the
-    test set (baseline 313.3; lower bound 87.0 on the same 1,000 sequences).
-    """
-    return moving_mnist_paper().replace(top_channels=64, **_CPU_SCALE)
-
-
-@preset
-def cpu_moving_mnist_baseline() -> VPNConfig:
-    """The baseline at the `cpu_moving_mnist` widths."""
-    return cpu_moving_mnist().replace(model="baseline")
-
-
-@preset
-def cpu_pushing_sim() -> VPNConfig:
-    """Simulated pushing (pybullet) at CPU scale: RGB softmax VPN with actions and states."""
-    return robot_pushing_paper().replace(
-        dataset="pushing_sim", data_dir="data/pushing_sim", top_channels=96, **_CPU_SCALE
-    )
-
-
-@preset
-def cpu_pushing_sim_no_actions() -> VPNConfig:
-    """`cpu_pushing_sim` without actions and states: what conditioning on the robot's commands is worth."""
-    return cpu_pushing_sim().replace(action_dim=0, state_dim=0)
-
-
-@preset
-def cpu_pushing_sim_baseline() -> VPNConfig:
-    """The baseline (pixels of a frame independent given the past) at `cpu_pushing_sim` widths, conditioned on
-    actions and states like the paper's Table 3 baseline."""
-    return cpu_pushing_sim().replace(model="baseline")
-
-
-# What the test presets share: 8 x 8 frames, two blocks each side, a few thousand parameters.
-_TINY_SCALE = dict(
-    image_size=8,
-    encoder_blocks=2,
-    decoder_blocks=2,
-    encoder_dilations=(1, 2),
-    lstm_channels=8,
-    top_channels=12,
-    first_kernel_size=3,
-    num_frames=4,
-    context_frames=2,
-    batch_size=2,
-    steps=3,
-    eval_every=2,
-    eval_sequences=4,
-    checkpoint_every=1,
-)
-
-
-@preset
-def tiny() -> VPNConfig:
-    """A few thousand parameters on 8x8 grey frames, for tests."""
-    return moving_mnist_paper().replace(hidden=4, eval_num_frames=4, **_TINY_SCALE)
-
-
-@preset
-def tiny_rgb() -> VPNConfig:
-    """8x8 RGB softmax frames with actions and states, for tests. hidden=5 is deliberately not a multiple of 3."""
-    return robot_pushing_paper().replace(hidden=5, eval_num_frames=5, **_TINY_SCALE)

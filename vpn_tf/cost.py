@@ -91,7 +91,7 @@ def main(argv=None):
     """Prints a markdown table of every preset's parameter count and forward multiply-adds per frame."""
     import argparse
 
-    from vpn_tf.config import get_config, preset_names
+    from vpn_tf.presets import get_config, preset_names
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("presets", nargs="*", help="presets to list (default: all)")

@@ -6,6 +6,7 @@ decide it with the device list monkeypatched (`tf.config.list_physical_devices`)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 
@@ -99,11 +100,24 @@ def describe(strategy: tf.distribute.Strategy | None = None) -> str:
     return f"devices: {', '.join(devices) or '?'} ({where}{n} replica{'s' if n != 1 else ''} in sync)"
 
 
+@contextlib.contextmanager
+def exact_float32():
+    """Within the block TensorFloat-32 is off (IEEE float32 matmuls and convolutions), then back as it was: what
+    `Sampler` runs under, so that a training run keeps its own TF32 setting around the samples it draws."""
+    before = tf.config.experimental.tensor_float_32_execution_enabled()
+    tf.config.experimental.enable_tensor_float_32_execution(False)
+    try:
+        yield
+    finally:
+        tf.config.experimental.enable_tensor_float_32_execution(before)
+
+
 def set_tf32(enabled: bool) -> None:
     """TensorFloat-32 for float32 convolutions and matmuls on Ampere and newer GPUs (no effect elsewhere).
 
     TensorFlow enables it by default: ~10-bit mantissas in float32 matmuls, faster but not exact, so a cached
-    sampler would no longer reproduce the teacher-forced conditionals bit for bit. `Sampler` turns it off (its
-    videos are seed-exact); training keeps TensorFlow's default unless asked (`train.py --tf32 false`).
+    sampler would no longer reproduce the teacher-forced conditionals bit for bit. `Sampler` turns it off while it
+    samples (`exact_float32`; its videos are seed-exact); training keeps TensorFlow's default unless asked
+    (`train.py --tf32 false`).
     """
     tf.config.experimental.enable_tensor_float_32_execution(bool(enabled))

@@ -4,7 +4,7 @@ Likelihoods score the teacher-forced conditionals; these score what users watch,
 - `ink_ratio`, `ink_diagnostics`: how much of the truth's ink the samples keep (and where it goes missing).
 - `legibility`: the fraction of sampled frames whose digits a `DigitReader` reads right, with standard errors,
   beside the true frames (the reader's ceiling), binarised true frames and chance (shuffled labels).
-- `tracking`: whether the ink is where the truth's is (blurred cosine similarity), against the last context frame
+- `tracking`: whether the ink is where the truth's is (correlation of blurred frames), against the last context frame
   held still: a model that only copies its last frame stays legible but does not move its digits.
 """
 
@@ -115,24 +115,32 @@ def legibility(reader, true_future, sampled, classes, seed: int = 0) -> dict:
 
 
 def _blur(frames, size: int = 7):
-    """Two passes of a `size` x `size` box filter over float frames `[N, H, W, C]` (zero padding)."""
+    """Two passes of a `size` x `size` box filter over float frames `[N, H, W, C]` (mirrored borders: a constant
+    frame stays constant)."""
     x = tf.constant(np.asarray(frames, np.float32))
     kernel = tf.ones([size, size, x.shape[-1], 1]) / float(size * size)
+    r = size // 2
     for _ in range(2):
-        x = tf.nn.depthwise_conv2d(x, kernel, [1, 1, 1, 1], "SAME")
+        x = tf.pad(x, [[0, 0], [r, r], [r, r], [0, 0]], mode="SYMMETRIC")
+        x = tf.nn.depthwise_conv2d(x, kernel, [1, 1, 1, 1], "VALID")
     return x.numpy()
 
 
-def _cosine(a, b):
+def _correlation(a, b):
+    """Per frame, the correlation of two frames' pixels (the cosine of the frames less their means): 1 for the same
+    pattern, 0 for a featureless (constant) frame or an unrelated one."""
     a = a.reshape(len(a), -1).astype(np.float64)
     b = b.reshape(len(b), -1).astype(np.float64)
+    a = a - a.mean(axis=1, keepdims=True)
+    b = b - b.mean(axis=1, keepdims=True)
     norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-    return np.where(norms > 0, (a * b).sum(axis=1) / np.maximum(norms, 1e-12), 0.0)
+    return np.where(norms > 1e-9, (a * b).sum(axis=1) / np.maximum(norms, 1e-12), 0.0)
 
 
 def tracking(last_context, true_future, sampled) -> dict:
-    """Per predicted frame, the mean cosine similarity between blurred sampled and blurred true frames, and the same
-    for the last context frame held still, with standard errors over the sequences.
+    """Per predicted frame, the mean correlation between blurred sampled and blurred true frames, and the same for
+    the last context frame held still, with standard errors over the sequences. A correlation (not a plain cosine of
+    the non-negative frames) so that diffuse ink or noise, which resembles any frame a little, scores 0.
 
     Samples that move their digits as the truth does score above "held_still" once the digits have moved.
 
@@ -153,8 +161,8 @@ def tracking(last_context, true_future, sampled) -> dict:
     rows = {"samples": [], "held_still": []}
     for t in range(true_future.shape[1]):
         truth = _blur(true_future[:, t])
-        rows["samples"].append(_cosine(_blur(sampled[:, t]), truth))
-        rows["held_still"].append(_cosine(still, truth))
+        rows["samples"].append(_correlation(_blur(sampled[:, t]), truth))
+        rows["held_still"].append(_correlation(still, truth))
     out = {}
     for name, values in rows.items():
         mean, stderr = mean_and_stderr(np.stack(values, axis=1), axis=0)

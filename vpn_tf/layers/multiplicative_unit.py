@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
-
 import keras
 import tensorflow as tf
 from keras import ops
 
 from vpn_tf.layers.convolution import Conv2D
 from vpn_tf.layers.masked_conv import MaskedConv2D
-from vpn_tf.layers.stepping import WHOLE_FRAME
-
-_FUSION = {"xla": True}
+from vpn_tf.layers.stepping import (  # noqa: F401  (the switches are part of this module's API)
+    WHOLE_FRAME,
+    set_xla_gate_fusion,
+    xla_gate_fusion,
+    xla_gate_fusion_enabled,
+)
 
 
 def _gating(z, bias, h, c: int):
@@ -27,32 +28,6 @@ def _gating(z, bias, h, c: int):
 # the 3x3 convolution at c = 128 and 2.6x its time at c = 16 on our CPU. XLA fuses them into one loop (forward and
 # backward) while the convolution stays on oneDNN (XLA's own CPU convolutions are far slower). `bench/` measures it.
 _gating_xla = tf.function(_gating, jit_compile=True, reduce_retracing=True)
-
-
-def set_xla_gate_fusion(enabled: bool) -> None:
-    """Process-wide: whether multiplicative units trace their gating as an XLA-fused function (the default) or as
-    plain TensorFlow ops (`train.py --xla_gating false`, for a host whose XLA toolchain fails, e.g. a GPU without a
-    working ptxas). Same values either way; functions already traced keep their choice."""
-    _FUSION["xla"] = bool(enabled)
-
-
-def xla_gate_fusion_enabled() -> bool:
-    return _FUSION["xla"]
-
-
-@contextlib.contextmanager
-def xla_gate_fusion(enabled: bool):
-    """Within the block, multiplicative units trace their gating without (or with) an XLA cluster.
-
-    Exports use `xla_gate_fusion(False)` by default: TF Serving runs XLA-marked functions on CPU only with
-    `--xla_cpu_compilation_enabled=true`.
-    """
-    previous = _FUSION["xla"]
-    _FUSION["xla"] = enabled
-    try:
-        yield
-    finally:
-        _FUSION["xla"] = previous
 
 
 @keras.saving.register_keras_serializable(package="vpn_tf")

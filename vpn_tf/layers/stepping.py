@@ -20,7 +20,37 @@ A stepper provides:
 
 from __future__ import annotations
 
+import contextlib
+
 import tensorflow as tf
+
+_FUSION = {"xla": True}
+
+
+def set_xla_gate_fusion(enabled: bool) -> None:
+    """Process-wide: whether multiplicative units trace their gating as an XLA-fused function (the default) or as
+    plain TensorFlow ops (`train.py --xla_gating false`, for a host whose XLA toolchain fails, e.g. a GPU without a
+    working ptxas). Same values either way; functions already traced keep their choice."""
+    _FUSION["xla"] = bool(enabled)
+
+
+def xla_gate_fusion_enabled() -> bool:
+    return _FUSION["xla"]
+
+
+@contextlib.contextmanager
+def xla_gate_fusion(enabled: bool):
+    """Within the block, multiplicative units trace their gating without (or with) an XLA cluster.
+
+    Exports use `xla_gate_fusion(False)` by default: TF Serving runs XLA-marked functions on CPU only with
+    `--xla_cpu_compilation_enabled=true`.
+    """
+    previous = _FUSION["xla"]
+    _FUSION["xla"] = enabled
+    try:
+        yield
+    finally:
+        _FUSION["xla"] = previous
 
 
 class WholeFrame:
@@ -30,8 +60,6 @@ class WholeFrame:
 
     @property
     def fuse_gating(self) -> bool:
-        from vpn_tf.layers.multiplicative_unit import xla_gate_fusion_enabled
-
         return xla_gate_fusion_enabled()
 
     def conv(self, layer, x, bias: bool = True):

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import numpy as np
 import tensorflow as tf
 
 from vpn_tf.config import VPNConfig
-from vpn_tf.devices import set_tf32
+from vpn_tf.devices import exact_float32
 from vpn_tf.sampling.cached import CachedDecoder
 from vpn_tf.sampling.noise import frame_seed
 from vpn_tf.sampling.reference import baseline_frame, naive_frame
@@ -41,17 +42,17 @@ class Sampler:
             on our 2 cores: `python -m bench.sampling --groups 1` vs `--groups 2`). Every row gets the noise it gets
             in the whole batch, so the samples are the same up to float rounding of the per-group matrix products.
             Default: the usable CPU cores (at most 8) without a GPU, else 1.
-        tf32: leave TensorFloat-32 as it is. By default the sampler turns it off for the process
-            (`vpn_tf.devices.set_tf32(False)`): on Ampere and newer GPUs TensorFlow runs float32 convolutions and
-            matmuls in TF32 unless told otherwise, and then the cached sampler would neither reproduce the naive
-            one's bytes nor give the same video for the same seed on every device. No effect on CPUs.
+        tf32: leave TensorFloat-32 as it is. By default `sample` and `sample_graph` run with it off
+            (`vpn_tf.devices.exact_float32`, restored afterwards): on Ampere and newer GPUs TensorFlow runs float32
+            convolutions and matmuls in TF32 unless told otherwise, and then the cached sampler would neither
+            reproduce the naive one's bytes nor give the same video for the same seed on every device. No effect on
+            CPUs. A SavedModel cannot carry the setting (docs/gpus.md).
     """
 
     def __init__(self, model, method: str = "cached", jit: bool = True, groups: int | None = None, tf32: bool = False):
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}. Received: method={method!r}")
-        if not tf32:
-            set_tf32(False)
+        self.tf32 = tf32
         self.model = model
         self.config: VPNConfig = model.config
         self.method = method
@@ -127,6 +128,10 @@ class Sampler:
 
         Used by the exported `sample` signature; inputs must already be validated.
         """
+        with contextlib.nullcontext() if self.tf32 else exact_float32():
+            return self._sample_graph(context, num_frames, seed, actions, states, temperature)
+
+    def _sample_graph(self, context, num_frames, seed, actions=None, states=None, temperature=1.0):
         if self.method == "naive" and self.config.model == "vpn":
             raise ValueError("sample_graph needs method='cached' (the naive reference runs eagerly)")
         c = self.config
@@ -148,6 +153,14 @@ class Sampler:
         return tf.transpose(frames.stack(), [1, 0, 2, 3, 4])
 
     def sample(self, context, num_frames: int, seed=(0, 0), actions=None, states=None, temperature=1.0, progress=False):
+        """Samples `num_frames` frames after uint8 `context` `[B, T_ctx, H, W, C]`; returns uint8 numpy (see
+        `_sample` for the arguments). TensorFloat-32 is off meanwhile unless the sampler was made with `tf32=True`."""
+        with contextlib.nullcontext() if self.tf32 else exact_float32():
+            return self._sample(context, num_frames, seed, actions, states, temperature, progress)
+
+    def _sample(
+        self, context, num_frames: int, seed=(0, 0), actions=None, states=None, temperature=1.0, progress=False
+    ):
         """Samples `num_frames` frames after uint8 `context` `[B, T_ctx, H, W, C]`; returns uint8 numpy.
 
         Args:
