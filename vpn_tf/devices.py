@@ -83,10 +83,10 @@ def make_strategy(num_cpu_devices: int = 0) -> tf.distribute.Strategy:
 
 def describe(strategy: tf.distribute.Strategy | None = None) -> str:
     """One line naming the devices a run uses and its replica count (printed by every command)."""
-    if strategy is None:
+    if strategy is None:  # no distribution: TensorFlow places the ops on the first GPU, else the CPU
         gpus = tf.config.list_logical_devices("GPU")
-        devices = [d.name for d in gpus] or [tf.config.list_logical_devices("CPU")[0].name]
-        return f"devices: {', '.join(devices)}"
+        device = gpus[0].name if gpus else tf.config.list_logical_devices("CPU")[0].name
+        return f"devices: {device} (1 replica)"
     extended = strategy.extended
     devices = list(getattr(extended, "worker_devices", ()) or ())
     workers = 1

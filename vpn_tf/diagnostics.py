@@ -197,7 +197,11 @@ def sample_report(
 def sample_monitor(video, seed=(0, 0), actions=None, states=None, reader=None, classes=None):
     """A `sample_metrics_fn` for `training.train_and_evaluate`: at every evaluation, samples one continuation of the
     given validation sequences and returns TensorBoard scalars: the mean over predicted frames (and the first and
-    last frame) of the legibility (with a reader) and of tracking minus the held-still reference."""
+    last frame) of the legibility (with a reader) and of tracking minus the held-still reference.
+
+    Training monitors validation sequences, which are made of MNIST *training* digits like the reader's own training
+    frames: the reader may read them more easily than test digits, so compare runs with each other here and report
+    `evaluate.py --legibility` on the test split."""
 
     samplers = {}  # one per model: its compiled frame function is reused at every evaluation
 
