@@ -267,3 +267,17 @@ def test_pipelines_name_the_split_directory_they_miss(tmp_path):
         pipelines.train_dataset(config, seed=0, start=0)
     with pytest.raises(ValueError, match=r"data_dir=\(unset\)"):
         pipelines.eval_dataset(config.replace(data_dir=""), "test_seen", 2)
+
+
+def test_cli_converts_robot_pushing(tmp_path):
+    from datasets import robot_pushing as rp
+    from datasets import tfrecord as tfr
+
+    src = tmp_path / "push"
+    _write(str(src / "push_testseen" / "push_testseen.tfrecord-00000-of-00001"), [_sequence(20), _sequence(20, 1)])
+    rp.main(["--src", str(src), "--split", "test_seen", "--out", str(tmp_path / "out")])
+    files = tfr.list_files(str(tmp_path / "out" / "*.gz"))
+    got = list(tfr.read_videos(files, action_dim=5, state_dim=5, frame_shape=(64, 64, 3)))
+    ref = list(rp.read(str(src), "test_seen"))
+    assert len(got) == 2
+    np.testing.assert_array_equal(got[1]["video"].numpy(), ref[1]["video"].numpy())

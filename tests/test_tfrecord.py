@@ -66,17 +66,3 @@ def test_encoder_validates():
         tfr.encode_video_example(np.zeros((2, 3, 3, 1), np.float32))
     with pytest.raises(tfr.DataError, match="actions must be"):
         tfr.encode_video_example(np.zeros((2, 3, 3, 1), np.uint8), actions=np.zeros((3, 5)))
-
-
-def test_cli_converts_robot_pushing(tmp_path):
-    from datasets import robot_pushing as rp
-    from tests.test_robot_pushing import _sequence, _write
-
-    src = tmp_path / "push"
-    _write(str(src / "push_testseen" / "push_testseen.tfrecord-00000-of-00001"), [_sequence(20), _sequence(20, 1)])
-    tfr.main(["robot_pushing", "--src", str(src), "--split", "test_seen", "--out", str(tmp_path / "out")])
-    files = tfr.list_files(str(tmp_path / "out" / "*.gz"))
-    got = list(tfr.read_videos(files, action_dim=5, state_dim=5, frame_shape=(64, 64, 3)))
-    ref = list(rp.read(str(src), "test_seen"))
-    assert len(got) == 2
-    np.testing.assert_array_equal(got[1]["video"].numpy(), ref[1]["video"].numpy())
