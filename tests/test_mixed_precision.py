@@ -54,8 +54,8 @@ def test_a_non_finite_gradient_is_fatal_unless_a_loss_scale_explains_it():
     assert out == {"loss": 2.0, "metric": 3.0, "grad_norm": 5.0, "steps": 2, "skipped": 1}
     ok = {"loss": 1.0, "grad_norm": 5.0, "steps": 2, "skipped": 0}
     assert training.nonfinite_problem(ok, None) is None
-    assert "Non-finite gradient norm" in training.nonfinite_problem({**ok, "grad_norm": float("inf")}, None)
-    assert "Non-finite loss" in training.nonfinite_problem({**ok, "loss": float("nan")}, 2.0**15)
+    assert "or gradient norm (inf)" in training.nonfinite_problem({**ok, "grad_norm": float("inf")}, None)
+    assert "Non-finite loss (nan)" in training.nonfinite_problem({**ok, "loss": float("nan")}, 2.0**15)
     skipped = {"loss": 1.0, "grad_norm": float("nan"), "steps": 2, "skipped": 2}
     assert training.nonfinite_problem(skipped, 2.0**14) is None  # overflows: counted, not fatal
     # Below a scale of 1 the gradients are scaled down: still not finite means a real NaN, however many skips.

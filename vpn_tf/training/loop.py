@@ -205,12 +205,11 @@ def nonfinite_problem(metrics: dict, loss_scale: float | None) -> str | None:
     overflowed step was skipped (scale halved, weights kept) and is only counted; but once the scale has fallen
     below 1 the gradients are scaled *down*, so a gradient that is still not finite is a real NaN or inf, not an
     overflow: fatal too. Without loss scaling any non-finite gradient is fatal."""
+    both = f"Non-finite loss ({metrics['loss']}) or gradient norm ({metrics['grad_norm']})"
     if not math.isfinite(metrics["loss"]):
-        return f"Non-finite loss ({metrics['loss']})"
+        return both
     if loss_scale is None:
-        if not math.isfinite(metrics["grad_norm"]):
-            return f"Non-finite gradient norm ({metrics['grad_norm']})"
-        return None
+        return None if math.isfinite(metrics["grad_norm"]) else both
     if metrics["skipped"] and loss_scale < 1.0:
         return (
             f"Non-finite float16 gradients even at loss scale {loss_scale:g} (< 1: not an overflow of the scaled "
