@@ -39,7 +39,7 @@ def main(argv=None):
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--out", default="samples", help="output directory")
     parser.add_argument("--scale", type=int, default=2, help="pixel upscaling of the pictures")
-    parser.add_argument("--data_dir", default=None, help="override the config's data_dir (pushing data)")
+    cli.add_data_flags(parser)
     args = cli.parse_known(parser, argv)
     if not args.workdir:
         if args.saved_model:
@@ -50,13 +50,13 @@ def main(argv=None):
     if args.saved_model and len(args.workdir) > 1:
         raise SystemExit("error: --saved_model samples one model; pass a single --workdir (its config)")
 
-    import numpy as np
     import tensorflow as tf
     from tqdm import tqdm
 
     from datasets import pipelines
     from vpn_tf import devices, training, visualize
     from vpn_tf.config import evaluation_data_fields
+    from vpn_tf.exporting import signature_sampler
     from vpn_tf.sampling import Sampler
 
     try:
@@ -64,7 +64,7 @@ def main(argv=None):
         for workdir in args.workdir:
             if args.saved_model:
                 config = training.load_config(workdir)
-                models.append((config, _signature_sampler(tf.saved_model.load(args.saved_model).signatures["sample"])))
+                models.append((config, signature_sampler(tf.saved_model.load(args.saved_model).signatures["sample"])))
             else:
                 config, model = training.restore_model(workdir)
                 print(f"{config.name} from {workdir}; {devices.describe()}", file=sys.stderr)
@@ -75,8 +75,7 @@ def main(argv=None):
             differ = config.diff(other, evaluation_data_fields(config))
             if differ:
                 raise ValueError(f"{workdir} models other data than {args.workdir[0]}: {differ}")
-        if args.data_dir:
-            config = config.replace(data_dir=args.data_dir)
+        config = cli.with_data_flags(config, args)
         ds = pipelines.eval_dataset(config, args.split, args.num_sequences)
         batch = next(iter(ds.batch(args.num_sequences)))
     except (training.TrainingError, ValueError, FileNotFoundError) as e:
@@ -103,44 +102,12 @@ def main(argv=None):
                 per_model.append(sample_fn(context, num_frames, (args.seed, s), a, st))
                 bar.update(1)
             samples.append(per_model)
-    os.makedirs(args.out, exist_ok=True)
-    rows = []
-    truth_len = min(video.shape[1], n_ctx + num_frames)
-    for b in range(len(video)):
-        rows.append(video[b, :truth_len])
-        full = [np.concatenate([context[b], per_model[s][b]]) for per_model in samples for s in range(args.num_samples)]
-        rows += full
-        truth = video[b, :truth_len]
-        if len(truth) < len(full[0]):
-            truth = np.concatenate([truth, np.zeros_like(full[0][len(truth) :])])
-        visualize.save_gif(
-            os.path.join(args.out, f"sequence_{b}.gif"), visualize.side_by_side([truth, *full]), scale=args.scale
-        )
-    visualize.save_png(os.path.join(args.out, "grid.png"), visualize.video_grid(rows), scale=args.scale)
+    visualize.write_samples(args.out, video[:, : n_ctx + num_frames], context, samples, scale=args.scale)
     order = ", ".join(f"{args.num_samples} from {w}" for w in args.workdir)
     print(
         f"wrote {args.out}/grid.png (per sequence: truth, then samples: {order}) and "
         f"{len(video)} GIFs (truth | samples side by side)"
     )
-
-
-def _signature_sampler(signature):
-    """The SavedModel `sample` signature as a sampler function of numpy inputs."""
-    import tensorflow as tf
-
-    def fn(context, num_frames, seed, actions, states):
-        kw = {
-            "context": tf.constant(context),
-            "seed": tf.constant(seed, tf.int32),
-            "num_frames": tf.constant(num_frames, tf.int32),
-        }
-        if actions is not None:
-            kw["actions"] = tf.constant(actions[:, : context.shape[1] + num_frames])
-        if states is not None:
-            kw["states"] = tf.constant(states)
-        return signature(**kw)["frames"].numpy()
-
-    return fn
 
 
 if __name__ == "__main__":

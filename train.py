@@ -84,6 +84,7 @@ def main(argv=None):
 
     workdir = args.workdir or os.path.join("workdirs", config.name)
     try:
+        config = pipelines.fill_from_data(config, cli.given_fields(args))
         training.check_workdir(workdir)
         devices.configure(args.cpu_devices, require_gpu=args.require_gpu, memory_growth=args.gpu_memory_growth)
         devices.set_tf32(args.tf32)
@@ -129,7 +130,7 @@ def _sample_monitor(config, args):
     n = args.monitor_sequences
     batch = next(iter(pipelines.eval_dataset(config, "validation", n).batch(n)))
     reader = classes = None
-    if config.dataset == "moving_mnist" and config.image_size == 64 and os.path.isdir(DIGIT_READER):
+    if config.dataset == "moving_mnist" and config.frame_shape == (64, 64, 1) and os.path.isdir(DIGIT_READER):
         reader = DigitReader.load(DIGIT_READER)
         classes = pipelines.digit_classes(config, "validation", n)
     vectors = {k: batch[k].numpy() for k in ("actions", "states") if k in batch}

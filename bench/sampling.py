@@ -58,8 +58,7 @@ def main(argv=None):
     config = get_config(args.config)
     model = build_model(config)
     rng = np.random.default_rng(0)
-    s = config.image_size
-    context = rng.integers(0, 256, (args.batch, config.context_frames, s, s, config.channels)).astype(np.uint8)
+    context = rng.integers(0, 256, (args.batch, config.context_frames, *config.frame_shape)).astype(np.uint8)
     conds = None
     if config.conditional:
         raise SystemExit("bench.sampling times unconditional presets")
@@ -81,7 +80,7 @@ def main(argv=None):
 
     t = time.perf_counter()
     naive_frame(model, h, None, seed, temp, rows=args.naive_rows)
-    naive = (time.perf_counter() - t) * s / args.naive_rows
+    naive = (time.perf_counter() - t) * config.height / args.naive_rows
 
     out = []
     for jit, cached, teacher, groups in records:

@@ -24,13 +24,13 @@ import argparse
 from bench.common import bench_device, emit, interleaved, machine, peak_memory_mb, reset_peak_memory
 
 
-def conv_microbenchmark(batch_frames: int, size: int, cin: int, cout: int, dtype="float32"):
-    """(fn, FLOPs per call): forward + backward of a 3x3 same-padded convolution [N, size, size, cin] -> cout."""
+def conv_microbenchmark(batch_frames: int, height: int, width: int, cin: int, cout: int, dtype="float32"):
+    """(fn, FLOPs per call): forward + backward of a 3x3 same-padded convolution [N, height, width, cin] -> cout."""
     import tensorflow as tf
 
-    x = tf.Variable(tf.random.normal([batch_frames, size, size, cin], dtype=dtype))
+    x = tf.Variable(tf.random.normal([batch_frames, height, width, cin], dtype=dtype))
     w = tf.Variable(tf.random.normal([3, 3, cin, cout], stddev=0.05, dtype=dtype))
-    upstream = tf.random.normal([batch_frames, size, size, cout], dtype=dtype)  # a real (non-constant) gradient
+    upstream = tf.random.normal([batch_frames, height, width, cout], dtype=dtype)  # a real (non-constant) gradient
 
     @tf.function
     def step():
@@ -42,7 +42,7 @@ def conv_microbenchmark(batch_frames: int, size: int, cin: int, cout: int, dtype
         # optimizer prunes the forward convolution and the "forward + backward" reference times the backward only.
         return tf.reduce_sum(gx) + tf.reduce_sum(gw) + loss
 
-    return (lambda: float(step())), 3 * 2 * batch_frames * size * size * 9 * cin * cout
+    return (lambda: float(step())), 3 * 2 * batch_frames * height * width * 9 * cin * cout
 
 
 def train_step_fn(config_name, batch, frames, precision="float32", jit=False, overrides=None):
@@ -58,8 +58,7 @@ def train_step_fn(config_name, batch, frames, precision="float32", jit=False, ov
     with strategy.scope():
         state = training.create_train_state(config, precision)
     rng = np.random.default_rng(0)
-    s = config.image_size
-    batch_data = {"video": rng.integers(0, 256, (batch, frames, s, s, config.channels)).astype(np.uint8)}
+    batch_data = {"video": rng.integers(0, 256, (batch, frames, *config.frame_shape)).astype(np.uint8)}
     if config.action_dim:
         batch_data["actions"] = rng.normal(size=(batch, frames, config.action_dim)).astype("float32")
     if config.state_dim:
@@ -75,7 +74,7 @@ def run(config_name, batch, frames, precision="float32", jit=False, repeats=3, o
     c = config.hidden
     frames_encoded = batch * (frames - 1)
     # The reference convolution runs in the step's compute precision (bfloat16 convolutions are ~2x faster here).
-    micro, micro_flops = conv_microbenchmark(frames_encoded, config.image_size, c, 4 * c, dtype=precision)
+    micro, micro_flops = conv_microbenchmark(frames_encoded, config.height, config.width, c, 4 * c, dtype=precision)
     # Timed in turn, round by round, so both sides of the ratio see the same machine (see `interleaved`). The
     # micro-benchmark is repeated to last about as long as a step (at most ~10 s: XLA steps take minutes here), so
     # neither side's fastest round is a short lucky window that the other could not have had.
@@ -104,7 +103,7 @@ def run(config_name, batch, frames, precision="float32", jit=False, repeats=3, o
             "tflop_per_step": round(flops / 1e12, 4),
             "achieved_gflops": round(achieved, 1),
             "conv3x3_c_to_4c_microbenchmark_gflops": round(micro_gflops, 1),
-            "micro_benchmark_shape": f"[{frames_encoded}, {config.image_size}, {config.image_size}, {c}] -> {4 * c}",
+            "micro_benchmark_shape": f"[{frames_encoded}, {config.height}, {config.width}, {c}] -> {4 * c}",
             "utilisation": round(achieved / micro_gflops, 3),
             "device": device,
             "peak_memory_mb": round(peak_mb),

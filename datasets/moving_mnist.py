@@ -407,6 +407,41 @@ def _progress(total, desc, enabled):
     return tqdm(total=total, desc=desc, unit="seq", disable=not enabled, file=sys.stderr)
 
 
+def write_videos(
+    out: str, num_sequences: int, split: str = "test", gifs: bool = False, start: int = 0, progress: bool = True
+) -> dict:
+    """Writes `num_sequences` Moving MNIST sequences of `split` from sequence `start` on ("test": the test set's,
+    MNIST test digits; "train": the training stream's) as `OUT/moving_mnist_SPLIT.npy`, uint8 `[20, N, 64, 64]` in
+    the layout of the standard `mnist_test_seq.npy` (time-major), and with `gifs` one GIF per sequence under
+    `OUT/gifs/`: example input for `python -m datasets.videos`. Returns the paths written."""
+    from vpn_tf import visualize
+
+    if split not in ("test", "train"):
+        raise ValueError(f"split must be 'test' or 'train'. Received: {split!r}")
+    seed = TEST_SEED * 2 if split == "test" else 1  # the test set's sequences; an odd seed of the training stream's
+    ds = generate(split, seed, start=start, count=num_sequences).batch(64)
+    bar = _progress(num_sequences, f"Moving MNIST {split} -> npy", progress)
+    videos = []
+    for batch in ds:
+        videos.append(batch["video"].numpy()[..., 0])
+        bar.update(len(videos[-1]))
+    bar.close()
+    array = np.concatenate(videos)  # [N, 20, 64, 64]
+    os.makedirs(out, exist_ok=True)
+    path = os.path.join(out, f"moving_mnist_{split}.npy")
+    tmp = path + f".incomplete-{os.getpid()}.npy"
+    np.save(tmp, np.ascontiguousarray(np.swapaxes(array, 0, 1)))
+    os.replace(tmp, path)
+    written = {"npy": path}
+    if gifs:
+        folder = os.path.join(out, "gifs")
+        os.makedirs(folder, exist_ok=True)
+        for n, video in enumerate(array):
+            visualize.save_gif(os.path.join(folder, f"sequence_{start + n:05d}.gif"), video[..., None])
+        written["gifs"] = folder
+    return written
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m datasets.moving_mnist", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -426,7 +461,20 @@ def main(argv=None):
     tr.add_argument("--steps", type=int, default=2000)
     tr.add_argument("--num_sequences", type=int, default=3000, help="training-stream sequences (10 frames each)")
     tr.add_argument("--seed", type=int, default=0)
+    wv = sub.add_parser(
+        "write_videos", help="write sequences as an mnist_test_seq.npy-style array (and GIFs), for datasets.videos"
+    )
+    wv.add_argument("--out", required=True, help="output folder")
+    wv.add_argument("--num_sequences", type=int, default=100)
+    wv.add_argument(
+        "--split", default="test", choices=("test", "train"), help="the test set's or the training stream's"
+    )
+    wv.add_argument("--gifs", action="store_true", help="also one GIF per sequence under OUT/gifs/")
+    wv.add_argument("--start", type=int, default=0, help="the first sequence to write (default 0)")
     args = parser.parse_args(argv)
+    if args.command == "write_videos":
+        print(json.dumps(write_videos(args.out, args.num_sequences, args.split, args.gifs, args.start), indent=2))
+        return
     if args.command == "train_reader":
         print(json.dumps(train_reader_command(args.out, args.steps, args.num_sequences, args.seed), indent=2))
         return

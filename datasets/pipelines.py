@@ -7,13 +7,15 @@ streams of `binarize_inputs` configs and for evaluation sets asked for with `bin
   MNIST *training* digits from a seed space the training stream never uses: it drives the learning-rate plateau and
   never touches test digits), "test" (the fixed 10,000-sequence test set of MNIST test digits).
 - Robotic Pushing (real data or the simulator, `config.data_dir`): "train", "validation", "test_seen", "test_novel".
+- Your own videos (`dataset="videos"`, a directory written by `python -m datasets.videos`) and TFDS datasets
+  (`dataset="tfds"`): "train", "validation", "test".
 """
 
 from __future__ import annotations
 
 import tensorflow as tf
 
-from datasets import moving_mnist, robot_pushing
+from datasets import moving_mnist, robot_pushing, tfds_videos, videos
 from vpn_tf import distributions
 from vpn_tf.config import VPNConfig
 from vpn_tf.rng import ALG
@@ -39,7 +41,7 @@ def with_binary_frames(ds, seed: int, first: int = 0, step: int = 1):
 
 
 def splits(config: VPNConfig) -> tuple[str, ...]:
-    if config.dataset == "moving_mnist":
+    if config.dataset in ("moving_mnist", "videos", "tfds"):
         return ("train", "validation", "test")
     return ("train", "validation", "test_seen", "test_novel")
 
@@ -74,20 +76,21 @@ def _check_data_dir(config, split="train"):
     )
 
 
-def resize_video(video, size: int):
-    """uint8 `[T, H, W, C]` -> uint8 `[T, size, size, C]` by area averaging (a no-op at the native size).
+def resize_video(video, height: int, width: int):
+    """uint8 `[T, H, W, C]` -> uint8 `[T, height, width, C]` by area averaging (a no-op at the native size).
 
-    Only small configs (e.g. `tiny`, 8 x 8) train on resized frames; the benchmarks' 64 x 64 data is never resized.
+    Only small configs (e.g. `tiny`, 8 x 8) or configs that ask for other frame sizes than their data's train on
+    resized frames; the benchmarks' 64 x 64 data is never resized.
     """
-    if video.shape[1] == size and video.shape[2] == size:
+    if video.shape[1] == height and video.shape[2] == width:
         return video
-    small = tf.image.resize(tf.cast(video, tf.float32), [size, size], method="area")
+    small = tf.image.resize(tf.cast(video, tf.float32), [height, width], method="area")
     return tf.cast(tf.clip_by_value(tf.round(small), 0.0, 255.0), tf.uint8)
 
 
 def _select(config: VPNConfig, ex, num_frames):
     """Crops to `num_frames`, resizes to the config's frame size and keeps only what the config consumes."""
-    out = {"video": resize_video(ex["video"][:num_frames], config.image_size)}
+    out = {"video": resize_video(ex["video"][:num_frames], config.height, config.width)}
     if config.action_dim:
         out["actions"] = ex["actions"][:num_frames]
     if config.state_dim:
@@ -105,6 +108,20 @@ def train_dataset(config: VPNConfig, seed: int, start: int, shard_index: int = 0
     """
     if config.dataset == "moving_mnist":
         ds = moving_mnist.train_stream(seed, start, shard_index, num_shards, num_frames=config.num_frames)
+    elif config.dataset == "videos":
+        _check_videos(config)
+        ds = videos.train_dataset(
+            config.data_dir,
+            seed,
+            config.num_frames,
+            start,
+            shard_index,
+            num_shards,
+            config.action_dim,
+            config.state_dim,
+        )
+    elif config.dataset == "tfds":
+        ds = tfds_videos.train_dataset(config, seed, start, shard_index, num_shards)
     else:
         _check_data_dir(config)
         ds = robot_pushing.train_dataset(
@@ -155,12 +172,51 @@ def eval_dataset(
         else:
             ds = moving_mnist.load_test(cache_dir, progress=False)
         ds = ds.map(lambda ex: _select(config, ex, config.eval_num_frames))
+    elif config.dataset == "videos":
+        _check_videos(config)
+        ds = videos.eval_dataset(config.data_dir, split, config.eval_num_frames, config.action_dim, config.state_dim)
+        ds = ds.map(lambda ex: _select(config, _context_states(config, ex), config.eval_num_frames))
+    elif config.dataset == "tfds":
+        ds = tfds_videos.eval_dataset(config, split).map(lambda ex: _select(config, ex, config.eval_num_frames))
     else:
         _check_data_dir(config, split)
         ds = robot_pushing.eval_dataset(config.data_dir, split, config.eval_num_frames, config.context_frames)
         ds = ds.map(lambda ex: _select(config, ex, config.eval_num_frames))
     ds = ds.take(num_sequences) if num_sequences else ds
     return ds if binary_seed is None else with_binary_frames(ds, binary_seed)
+
+
+def _context_states(config, ex):
+    """Evaluation reads the states of the context frames only, as for pushing (§6.1): later ones are unknown."""
+    return {**ex, "states": ex["states"][: config.context_frames]} if "states" in ex else ex
+
+
+def _check_videos(config):
+    """A converted directory must have the config's channels and vectors (frame sizes are resized to fit)."""
+    from datasets.tfrecord import DataError
+
+    info = videos.data_info(config.data_dir)
+    for field in ("channels", "action_dim", "state_dim"):
+        if info[field] != getattr(config, field):
+            raise DataError(
+                f"{config.data_dir} holds data with {field}={info[field]}; config {config.name!r} reads "
+                f"{field}={getattr(config, field)}"
+            )
+
+
+def fill_from_data(config: VPNConfig, given=()) -> VPNConfig:
+    """`dataset="videos"`: the frame height, width and channels and the action and state sizes of the converted
+    directory, for each of those fields not in `given` (the fields set explicitly, e.g. on the command line), and a
+    softmax output for RGB data unless `output` was given. Other datasets: `config` as it is."""
+    if config.dataset != "videos":
+        return config
+    info = videos.data_info(config.data_dir)
+    fields = ("height", "width", "channels", "action_dim", "state_dim")
+    overrides = {f: info[f] for f in fields if f not in given and getattr(config, f) != info[f]}
+    channels = overrides.get("channels", config.channels)
+    if channels == 3 and "output" not in given:
+        overrides["output"] = "softmax"
+    return config.replace(**overrides) if overrides else config
 
 
 def digit_classes(config: VPNConfig, split: str, num_sequences: int):

@@ -24,7 +24,6 @@ import numpy as np
 import tensorflow as tf
 
 from datasets import tfrecord as tfr
-from vpn_tf.rng import ALG
 
 IMAGE_SIZE = 64
 VECTOR_DIM = 5
@@ -175,9 +174,7 @@ def iterate(ds, files, sequence_length: int = 20, image_shape=None):
 
 def random_subsequence(example, length: int, seed):
     """A random window of `length` consecutive frames (with its actions and states), from a stateless `seed[2]`."""
-    total = tf.shape(example["video"])[0]
-    start = tf.random.stateless_uniform([], seed, minval=0, maxval=total - length + 1, dtype=tf.int32, alg=ALG)
-    return {k: v[start : start + length] for k, v in example.items()}
+    return tfr.random_window(example, length, seed)
 
 
 def train_dataset(
@@ -192,50 +189,23 @@ def train_dataset(
 ):
     """Infinite, shuffled training examples: random `subsequence_length`-frame windows of every sequence (§6.1).
 
-    Input pipeline i of k (`shard_index`, `num_shards`; one per worker or input pipeline of tf.distribute) reads its
-    own files: files i, i + k, ... of the sorted split, so no two pipelines read the same bytes. Its stream is a
-    pure function of (seed, position): epoch e visits every record of its files once, in the order of a pseudorandom
-    permutation of all of them seeded by (seed, i, e) (`tf.random.experimental.index_shuffle`), so consecutive
-    examples come from any of its files. Position p maps straight to a record (epoch p // N, slot p % N), read at its
-    byte offset (`tfrecord.RecordIndex`): resuming at any position costs nothing, unlike replaying a shuffle buffer.
-    The window start of each example comes from a stateless seed folded from (seed, global position).
-
-    `start` is the global stream position (sequences consumed by all pipelines together); pipeline i resumes at
-    start // k. Which examples make a global step therefore depends on k, as with any file-sharded input.
+    Input pipeline i of k reads files i, i + k, ... of the sorted split, each epoch in a pseudorandom order, and
+    resumes at any position at no cost (`tfrecord.shuffled_windows`). Which examples make a global step therefore
+    depends on k, as with any file-sharded input.
     """
     if subsequence_length > sequence_length:
         raise ValueError(f"subsequence_length={subsequence_length} exceeds sequence_length={sequence_length}")
     files = split_files(data_dir, split)
-    if len(files) < num_shards:
-        raise ValueError(
-            f"{num_shards} input pipelines need at least {num_shards} files; {data_dir} split {split!r} has "
-            f"{len(files)}. Use fewer workers or write the data in more files."
-        )
-    mine = files[shard_index::num_shards]
-    index = tfr.RecordIndex(mine)
-    n = len(index)
-    if n == 0:
-        raise tfr.DataError(f"{split} files {mine} hold no records")
-    names = tf.constant(mine)
-    file_ids = tf.constant(index.file_ids)
-    base = tf.constant([seed, 7], tf.int64)
-    shard_key = tf.random.experimental.stateless_fold_in(tf.constant([seed, 11], tf.int64), shard_index, alg=ALG)
-
-    def locate(position):
-        epoch, slot = position // n, position % n
-        epoch_seed = tf.random.experimental.stateless_fold_in(shard_key, epoch, alg=ALG)
-        k = tf.random.experimental.index_shuffle(slot, epoch_seed, n - 1)
-        return position, tf.gather(names, tf.gather(file_ids, k)), index.read_op(k)
-
-    def window(position, filename, record):
-        example = decode_push_example(record, filename, sequence_length)
-        global_position = position * num_shards + shard_index
-        key = tf.random.experimental.stateless_fold_in(base, global_position, alg=ALG)
-        return random_subsequence(example, subsequence_length, key)
-
-    ds = tf.data.Dataset.counter(start // num_shards, dtype=tf.int64)
-    ds = ds.map(locate, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.map(window, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
+    return tfr.shuffled_windows(
+        files,
+        lambda record, filename: decode_push_example(record, filename, sequence_length),
+        seed,
+        subsequence_length,
+        start,
+        shard_index,
+        num_shards,
+        where=f"{data_dir} split {split!r}",
+    )
 
 
 def eval_dataset(data_dir: str, split: str, num_frames: int = 20, context_frames: int = 2):

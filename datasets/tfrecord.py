@@ -11,7 +11,7 @@ Decoding (`decode_video_example`) is separate from turning videos into model inp
 tensorflow/models. Bad records raise a `DataError` naming the file and the feature; `skip_bad=True` drops them and
 counts them instead.
 
-This module imports no other module of the package: every dataset builds on it.
+This module imports no other module of `datasets`: every dataset builds on it.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ import threading
 
 import numpy as np
 import tensorflow as tf
+
+from vpn_tf.rng import ALG
 
 COMPRESSION = "GZIP"
 
@@ -383,3 +385,66 @@ def _clean(message: str) -> str:
     """A TensorFlow error message without its function-node prefix and op suffix."""
     message = re.sub(r"\{\{.*?\}\}\s*", "", message.splitlines()[0])
     return re.sub(r"\s*\[Op:.*$", "", message)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Training streams
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def random_window(example, length: int, seed):
+    """A random window of `length` consecutive frames of `example` (and of its actions and states), from a stateless
+    `seed[2]`."""
+    total = tf.shape(example["video"])[0]
+    start = tf.random.stateless_uniform([], seed, minval=0, maxval=total - length + 1, dtype=tf.int32, alg=ALG)
+    return {k: v[start : start + length] for k, v in example.items()}
+
+
+def shuffled_windows(files, decode, seed: int, length: int, start=0, shard_index=0, num_shards=1, where=""):
+    """The infinite training stream of uncompressed record `files`: random `length`-frame windows of every record.
+
+    Input pipeline i of k (`shard_index`, `num_shards`; one per worker or input pipeline of tf.distribute) reads its
+    own files: files i, i + k, ... of the sorted list, so no two pipelines read the same bytes. Its stream is a pure
+    function of (seed, position): epoch e visits every record of its files once, in the order of a pseudorandom
+    permutation of all of them seeded by (seed, i, e) (`tf.random.experimental.index_shuffle`), so consecutive
+    examples come from any of its files. Position p maps straight to a record (epoch p // N, slot p % N), read at its
+    byte offset (`RecordIndex`): resuming at any position costs nothing, unlike replaying a shuffle buffer. The
+    window start of each example comes from a stateless seed folded from (seed, global position).
+
+    Args:
+        files: sorted record files.
+        decode: (serialized record, filename) -> example dict with "video" `[T, H, W, C]`.
+        start: the global stream position (sequences consumed by all pipelines together); pipeline i resumes at
+            start // k.
+        where: names the data in error messages.
+    """
+    if len(files) < num_shards:
+        raise ValueError(
+            f"{num_shards} input pipelines need at least {num_shards} files; {where} has {len(files)}. Use fewer "
+            "workers or write the data in more files."
+        )
+    mine = files[shard_index::num_shards]
+    index = RecordIndex(mine)
+    n = len(index)
+    if n == 0:
+        raise DataError(f"{where}: files {mine} hold no records")
+    names = tf.constant(mine)
+    file_ids = tf.constant(index.file_ids)
+    base = tf.constant([seed, 7], tf.int64)
+    shard_key = tf.random.experimental.stateless_fold_in(tf.constant([seed, 11], tf.int64), shard_index, alg=ALG)
+
+    def locate(position):
+        epoch, slot = position // n, position % n
+        epoch_seed = tf.random.experimental.stateless_fold_in(shard_key, epoch, alg=ALG)
+        k = tf.random.experimental.index_shuffle(slot, epoch_seed, n - 1)
+        return position, tf.gather(names, tf.gather(file_ids, k)), index.read_op(k)
+
+    def window(position, filename, record):
+        example = decode(record, filename)
+        global_position = position * num_shards + shard_index
+        key = tf.random.experimental.stateless_fold_in(base, global_position, alg=ALG)
+        return random_window(example, length, key)
+
+    ds = tf.data.Dataset.counter(start // num_shards, dtype=tf.int64)
+    ds = ds.map(locate, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.map(window, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)

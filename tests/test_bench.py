@@ -25,7 +25,7 @@ def test_interleaved_alternates_the_functions_and_keeps_each_ones_fastest_round(
 
 def test_train_step_benchmark_reports_consistent_ratios_on_the_tiny_preset():
     # big enough that the rounded GFLOP/s figures keep two digits
-    overrides = {"hidden": 16, "image_size": 16}
+    overrides = {"hidden": 16, "height": 16, "width": 16}
     record = run("tiny", batch=2, frames=3, repeats=1, overrides=overrides)
     config = get_config("tiny", batch_size=2, num_frames=3, **overrides)
     flops = training_flops_per_sequence(config, 3) * 2
@@ -36,7 +36,7 @@ def test_train_step_benchmark_reports_consistent_ratios_on_the_tiny_preset():
     assert abs(record["achieved_gflops"] * record["seconds_per_step"] - flops / 1e9) <= 0.05 * flops / 1e9
     assert (
         record["micro_benchmark_shape"]
-        == f"[4, {config.image_size}, {config.image_size}, {config.hidden}] -> {4 * config.hidden}"
+        == f"[4, {config.height}, {config.width}, {config.hidden}] -> {4 * config.hidden}"
     )
     assert record["achieved_gflops"] > 0
     ratio = record["achieved_gflops"] / record["conv3x3_c_to_4c_microbenchmark_gflops"]
@@ -59,6 +59,28 @@ def test_accelerator_memory_table_from_paper_records():
     assert "| moving_mnist_paper | float32 | yes | 4,096 (measured) | 3,072 | 1,024 | 13 | 26 | 3.0 |" == rows[3]
     # Each preset's rows use its own fixed part: (40 - 2) // 10 = 3, (80 - 2) // 10 = 7.
     assert "| robot_pushing_paper | float32 | no | 11,264 (model) | 10,240 | 2,048 | 3 | 7 | 3.0 |" == rows[4]
+
+
+def test_memory_full_measures_the_quick_points_and_then_the_rest(monkeypatch):
+    from bench import memory
+
+    measured = []
+
+    def fake_measure(name, batch, frames, context_frames=None, precision="float32", remat=False):
+        measured.append((name, batch, frames, context_frames))
+        return {"peak_rss_mb": 100.0 + len(measured), "memory_source": "host_vmhwm", "device": "/cpu:0", "seconds": 1}
+
+    monkeypatch.setattr(memory, "measure", fake_measure)
+    monkeypatch.setattr(memory, "emit", lambda record: record)
+    records = memory.main(["--full"])
+    assert measured == memory.FULL and measured[: len(memory.QUICK)] == memory.QUICK
+    assert [(r["bench"], r["batch"], r["frames"], r["context_frames"]) for r in records] == [
+        (f"memory/{name}", batch, frames, ctx) for name, batch, frames, ctx in memory.FULL
+    ]
+    assert [r["peak_rss_mb"] for r in records] == [101 + k for k in range(len(memory.FULL))]
+    measured.clear()
+    memory.main([])
+    assert measured == memory.QUICK
 
 
 def test_serving_latency_table_times_every_way_in_fresh_processes(tmp_path):
@@ -102,7 +124,7 @@ def test_context_ablation_zeroes_only_the_decoders_context():
         config = vpn_tf.get_config("tiny", model=model_kind)
         model = vpn_tf.build_model(config)
         rng = np.random.default_rng(0)
-        video = rng.integers(0, 256, (2, config.num_frames, 8, 8, 1)).astype(np.uint8)
+        video = rng.integers(0, 256, (2, config.num_frames, *config.frame_shape)).astype(np.uint8)
         other_past = video.copy()
         other_past[:, : config.context_frames] = rng.integers(0, 256, other_past[:, : config.context_frames].shape)
         full = model.log_prob(video).numpy()
@@ -113,7 +135,7 @@ def test_context_ablation_zeroes_only_the_decoders_context():
             np.testing.assert_allclose(model.log_prob(other_past).numpy(), ablated, rtol=0, atol=1e-6)
         # And the value is the decoder's with an all-zero context (not some other constant).
         n = config.context_frames
-        zeros = np.zeros([2, 8, 8, config.context_channels], np.float32)
+        zeros = np.zeros([2, config.height, config.width, config.context_channels], np.float32)
         x = video[:, n].astype(np.float32) / 127.5 - 1
         logits = model.decoder(x, zeros) if model_kind == "vpn" else model.decoder(zeros)
         expected = vpn_tf.distributions.log_prob(logits[:, None], video[:, n : n + 1], config.output).numpy()
@@ -152,10 +174,10 @@ def test_action_rotation_and_the_motion_split():
     # dimensions moves; moving and static nats recombine to the model's mean.
     config = vpn_tf.get_config("tiny", batch_size=2)
     model = vpn_tf.build_model(config)
-    still = np.repeat(rng.integers(0, 256, (2, 1, 8, 8, 1)).astype(np.uint8), config.num_frames, axis=1)
+    still = np.repeat(rng.integers(0, 256, (2, 1, *config.frame_shape)).astype(np.uint8), config.num_frames, axis=1)
     still[0, config.context_frames :, 3, 4] ^= 0xFF  # a change of at least 1: > threshold 0 from that frame on
     out, per_sequence = score(config, model, [{"video": still}], threshold=0)
-    predicted = 2 * (config.num_frames - config.context_frames) * 8 * 8
+    predicted = 2 * (config.num_frames - config.context_frames) * config.height * config.width
     assert out["moving_fraction"] == pytest.approx(1 / predicted)
     log_prob = model.log_prob(still).numpy().astype(np.float64)
     assert out["moving_nats_per_dim"] == pytest.approx(-log_prob[0, 0, 3, 4, 0], rel=1e-5)

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 import vpn_tf
-from tests.test_sampling import _probabilities, _setup
+from tests.test_sampling import FRAMES, _frame, _probabilities, _setup
 from vpn_tf.layers.relu_residual_block import ReLUResidualBlock
 from vpn_tf.layers.residual_multiplicative_block import ResidualMultiplicativeBlock
 from vpn_tf.layers.stepping import WHOLE_FRAME
@@ -41,12 +41,13 @@ def _drawn_and_teacher(cfg, model, ctx, kw, loop, jit):
     return logits.numpy(), teacher, video
 
 
+@FRAMES
 @pytest.mark.parametrize("kind, cls, preset", [("rmb", _SquashedRMB, "tiny_rgb"), ("relu", _LeakyReLUBlock, "tiny")])
 @pytest.mark.parametrize("loop, jit", [("row", False), ("pixel", True)])
-def test_a_changed_block_is_sampled_with_its_changed_math(monkeypatch, kind, cls, preset, loop, jit):
-    cfg, plain, ctx, kw = _setup(preset, block=kind)
+def test_a_changed_block_is_sampled_with_its_changed_math(monkeypatch, kind, cls, preset, loop, jit, frame):
+    cfg, plain, ctx, kw = _setup(preset, block=kind, **_frame(frame))
     monkeypatch.setitem(blocks.BLOCKS, kind, cls)
-    _, changed, _, _ = _setup(preset, block=kind)
+    _, changed, _, _ = _setup(preset, block=kind, **_frame(frame))
     changed.set_weights(plain.get_weights())  # the same weights: only the block's math differs
     assert isinstance(changed.decoder.blocks[0], cls)
     drawn, teacher, video = _drawn_and_teacher(cfg, changed, ctx, kw, loop, jit)

@@ -109,3 +109,47 @@ def test_removed_options_load_when_off_and_are_refused_when_on():
         VPNConfig.from_dict(old)
     with pytest.raises(ValueError, match="context_wiring must be one of"):
         vpn_tf.get_config("tiny", context_wiring="input")
+
+
+def test_image_size_of_earlier_configs_means_a_square_frame():
+    d = vpn_tf.get_config("tiny", height=5, width=9).to_dict()
+    assert (d["height"], d["width"]) == (5, 9) and "image_size" not in d
+    old = {k: v for k, v in d.items() if k not in ("height", "width")} | {"image_size": 12}
+    assert VPNConfig.from_dict(old).frame_shape == (12, 12, 1)
+    assert vpn_tf.get_config("tiny", image_size=6).frame_shape == (6, 6, 1)
+    with pytest.raises(ValueError, match="image_size=6 \\(a square frame\\) contradicts height=5"):
+        vpn_tf.get_config("tiny", image_size=6, height=5)
+    for name in ("height", "width"):
+        with pytest.raises(ValueError, match=f"{name} must be >= 1"):
+            vpn_tf.get_config("tiny", **{name: 0})
+
+
+def test_cli_image_size_and_data_flags():
+    import argparse
+
+    from vpn_tf import cli
+
+    parser = argparse.ArgumentParser()
+    cli.add_config_flags(parser)
+    args = parser.parse_args(["--image_size", "16", "--width", "20"])
+    with pytest.raises(SystemExit, match="contradicts width=20"):
+        cli.config_from_args(args, "tiny")
+    args = parser.parse_args(["--image_size", "16"])
+    assert cli.config_from_args(args, "tiny").frame_shape == (16, 16, 1)
+    assert cli.given_fields(args) == {"height", "width"}
+
+    # A trained model pointed at other data: a preset's data fields, then single fields.
+    data = argparse.ArgumentParser()
+    cli.add_data_flags(data)
+    model = vpn_tf.get_config("cpu_moving_mnist")
+    tfds = cli.with_data_flags(model, data.parse_args(["--data_config", "moving_mnist_tfds"]))
+    assert (tfds.dataset, tfds.tfds_name, tfds.context_frames, tfds.eval_num_frames) == ("tfds", "moving_mnist", 10, 20)
+    assert tfds.diff(model, vpn_tf.config.ARCHITECTURE_FIELDS) == {}
+    own = cli.with_data_flags(model, data.parse_args(["--dataset", "videos", "--data_dir", "d"]))
+    assert (own.dataset, own.data_dir, own.hidden) == ("videos", "d", model.hidden)
+    with pytest.raises(SystemExit, match="unknown --data_config 'moving_mnist_tfd'. Did you mean 'moving_mnist_tfds'"):
+        cli.with_data_flags(model, data.parse_args(["--data_config", "moving_mnist_tfd"]))
+    with pytest.raises(SystemExit, match="dataset must be one of"):
+        cli.with_data_flags(model, data.parse_args(["--dataset", "youtube"]))
+    with pytest.raises(SystemExit):  # a checkpoint's frame shape is not a data flag
+        data.parse_args(["--height", "32"])

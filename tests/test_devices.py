@@ -129,8 +129,9 @@ def test_sampling_runs_without_tf32_and_leaves_the_setting_as_it_was(monkeypatch
     import vpn_tf
     from vpn_tf.sampling import Sampler
 
-    model = vpn_tf.build_model(vpn_tf.get_config("tiny"))
-    ctx = np.zeros((1, 2, 8, 8, 1), np.uint8)
+    config = vpn_tf.get_config("tiny")
+    model = vpn_tf.build_model(config)
+    ctx = np.zeros((1, 2, *config.frame_shape), np.uint8)
     seen = []
     real = tf.config.experimental.enable_tensor_float_32_execution
     monkeypatch.setattr(

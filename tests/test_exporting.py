@@ -16,25 +16,27 @@ from vpn_tf.sampling import Sampler
 pytestmark = pytest.mark.large  # fresh processes, shipped checkpoints or benchmarks: `pytest -m large`
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+# Every export test runs on the preset's square frames and on oblong ones (height 7, width 4): the signatures take
+# [B, T, H, W, C] with H and W from the config.
+@pytest.fixture(scope="module", params=[(8, 8), (7, 4)], ids=lambda f: f"{f[0]}x{f[1]}")
+def exported(request, tmp_path_factory):
     base = tmp_path_factory.mktemp("export")
-    cfg = vpn_tf.get_config("tiny_rgb")
+    cfg = vpn_tf.get_config("tiny_rgb", height=request.param[0], width=request.param[1])
     model = vpn_tf.build_model(cfg)
     path = exporting.export(model, str(base / "vpn" / "1"))
     return cfg, model, path
 
 
-def _inputs(seed=0, batch=2, n_ctx=2, num_frames=2):
+def _inputs(cfg, seed=0, batch=2, n_ctx=2, num_frames=2):
     rng = np.random.default_rng(seed)
     t = n_ctx + num_frames
     return {
-        "sample/context": rng.integers(0, 256, (batch, n_ctx, 8, 8, 3)).astype(np.uint8),
+        "sample/context": rng.integers(0, 256, (batch, n_ctx, *cfg.frame_shape)).astype(np.uint8),
         "sample/seed": np.array([4, 2], np.int32),
         "sample/num_frames": np.array(num_frames, np.int32),
         "sample/actions": rng.normal(size=(batch, t, 5)).astype("float32"),
         "sample/states": rng.normal(size=(batch, n_ctx, 5)).astype("float32"),
-        "log_prob/video": rng.integers(0, 256, (batch, 4, 8, 8, 3)).astype(np.uint8),
+        "log_prob/video": rng.integers(0, 256, (batch, 4, *cfg.frame_shape)).astype(np.uint8),
         "log_prob/actions": rng.normal(size=(batch, 4, 5)).astype("float32"),
         "log_prob/states": rng.normal(size=(batch, 2, 5)).astype("float32"),
     }
@@ -42,7 +44,7 @@ def _inputs(seed=0, batch=2, n_ctx=2, num_frames=2):
 
 def test_fresh_process_calls_both_signatures_and_matches_in_process(exported, tmp_path):
     cfg, model, path = exported
-    inputs = _inputs()
+    inputs = _inputs(cfg)
     np.savez(tmp_path / "in.npz", **inputs)
     subprocess.run(
         [
@@ -70,7 +72,7 @@ def test_fresh_process_calls_both_signatures_and_matches_in_process(exported, tm
 
 
 def test_saved_model_cli_show_and_run(exported, tmp_path):
-    _, _, path = exported
+    cfg, _, path = exported
     show = subprocess.run(
         ["saved_model_cli", "show", "--dir", path, "--all"],
         capture_output=True,
@@ -82,7 +84,7 @@ def test_saved_model_cli_show_and_run(exported, tmp_path):
     for name in ("signature_def['sample']", "signature_def['log_prob']", "signature_def['serving_default']"):
         assert name in show
     assert show.count("tensorflow/serving/predict") >= 3
-    inputs = _inputs()
+    inputs = _inputs(cfg)
     for k in ("video", "actions", "states"):
         np.save(tmp_path / f"{k}.npy", inputs[f"log_prob/{k}"])
     run = subprocess.run(
@@ -108,9 +110,9 @@ def test_saved_model_cli_show_and_run(exported, tmp_path):
 
 
 def test_concurrent_sample_calls_equal_sequential_calls(exported):
-    _, _, path = exported
+    cfg, _, path = exported
     fn = tf.saved_model.load(path).signatures["sample"]
-    inputs = _inputs(batch=1)
+    inputs = _inputs(cfg, batch=1)
     kw = {k[len("sample/") :]: tf.constant(v) for k, v in inputs.items() if k.startswith("sample/")}
 
     def call(seed):
@@ -125,9 +127,9 @@ def test_concurrent_sample_calls_equal_sequential_calls(exported):
 
 
 def test_bad_inputs_raise_clear_errors(exported):
-    _, _, path = exported
+    cfg, _, path = exported
     loaded = tf.saved_model.load(path)
-    inputs = _inputs()
+    inputs = _inputs(cfg)
     kw = {k[len("sample/") :]: tf.constant(v) for k, v in inputs.items() if k.startswith("sample/")}
     with pytest.raises(tf.errors.InvalidArgumentError, match="num_frames must be >= 1"):
         loaded.signatures["sample"](**{**kw, "num_frames": tf.constant(0)})
@@ -144,12 +146,30 @@ def test_bad_inputs_raise_clear_errors(exported):
         loaded.signatures["log_prob"](**{**lp_kw, "video": lp_kw["video"][:, :2]})
     with pytest.raises(tf.errors.InvalidArgumentError, match="batch size"):
         loaded.signatures["log_prob"](**{**lp_kw, "actions": lp_kw["actions"][:1]})
-    # Wrong dtype or frame size never reaches the graph: the signature rejects it, naming the expected spec.
+    # A wrong dtype never reaches the graph: the signature rejects it, naming the expected spec. A loaded signature
+    # does not hold callers to its static frame shape: the graph's own check names the expected one.
     errors = (TypeError, ValueError, tf.errors.InvalidArgumentError)
     with pytest.raises(errors, match="expected to be a uint8 tensor but is a float"):
         loaded.signatures["log_prob"](**{**lp_kw, "video": tf.cast(lp_kw["video"], tf.float32)})
-    with pytest.raises(errors, match="8, 8, 3|shape"):
+    with pytest.raises(errors, match=f"{cfg.height}, {cfg.width}, 3|shape"):
         loaded.signatures["log_prob"](**{**lp_kw, "video": lp_kw["video"][:, :, :4]})
+
+
+def test_signatures_refuse_a_transposed_frame(exported):
+    """[B, T, W, H, C] (rows and columns swapped) is not a frame of an H x W model, even with H * W pixels."""
+    cfg, _, path = exported
+    if cfg.height == cfg.width:
+        pytest.skip("a square frame is its own transpose")
+    loaded = tf.saved_model.load(path)
+    inputs = _inputs(cfg)
+    kw = {k[len("sample/") :]: tf.constant(v) for k, v in inputs.items() if k.startswith("sample/")}
+    lp_kw = {k[len("log_prob/") :]: tf.constant(v) for k, v in inputs.items() if k.startswith("log_prob/")}
+    h, w = cfg.height, cfg.width
+    expected = rf"must be uint8 \[batch, time, {h}, {w}, 3\]: frames {h} high and {w} wide"
+    with pytest.raises(tf.errors.InvalidArgumentError, match="context " + expected):
+        loaded.signatures["sample"](**{**kw, "context": tf.transpose(kw["context"], [0, 1, 3, 2, 4])})
+    with pytest.raises(tf.errors.InvalidArgumentError, match="video " + expected):
+        loaded.signatures["log_prob"](**{**lp_kw, "video": tf.transpose(lp_kw["video"], [0, 1, 3, 2, 4])})
 
 
 def test_export_cli_unconditional(tmp_path):
@@ -157,8 +177,9 @@ def test_export_cli_unconditional(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     assert "inputs['context']" in out.stdout and "inputs['actions']" not in out.stdout
     fn = tf.saved_model.load(str(tmp_path / "mm" / "1")).signatures["sample"]
-    frames = fn(context=tf.zeros([1, 2, 8, 8, 1], tf.uint8), seed=tf.constant([1, 2]), num_frames=tf.constant(3))
-    assert frames["frames"].shape == (1, 3, 8, 8, 1)
+    frame = vpn_tf.get_config("tiny").frame_shape
+    frames = fn(context=tf.zeros([1, 2, *frame], tf.uint8), seed=tf.constant([1, 2]), num_frames=tf.constant(3))
+    assert frames["frames"].shape == (1, 3, *frame)
     again = run_script("export.py", "--untrained", "--config", "tiny", "--export_dir", str(tmp_path / "mm" / "1"))
     assert again.returncode != 0 and "already holds a SavedModel" in again.stderr
     bad = run_script("export.py", "--untrained", "--config", "tiny", "--export_dir", str(tmp_path / "mm" / "latest"))
@@ -198,7 +219,7 @@ def test_xla_export_keeps_the_compiled_pixel_loop_and_samples_the_same_videos(ex
     path = exporting.export(model, str(tmp_path / "xla" / "1"), xla=True, groups=2)
     marked = _xla_marked_functions(path)
     assert any("generate_frame" in name for name in marked), marked
-    inputs = _inputs(batch=3)
+    inputs = _inputs(cfg, batch=3)
     np.savez(tmp_path / "in.npz", **inputs)
     helper = os.path.join(ROOT, "tests", "helpers", "call_export.py")
     # A fresh process, as a server would load it; the loaded function still carries the mark.
@@ -220,7 +241,7 @@ def test_exported_sample_runs_row_groups_for_any_batch(exported, tmp_path, batch
     path = str(tmp_path / "groups" / "1")
     exporting.export(model, path, groups=3)
     fn = tf.saved_model.load(path).signatures["sample"]
-    inputs = _inputs(seed=batch, batch=batch)
+    inputs = _inputs(cfg, seed=batch, batch=batch)
     kw = {k[len("sample/") :]: tf.constant(v) for k, v in inputs.items() if k.startswith("sample/")}
     ref = Sampler(model, groups=1).sample(
         inputs["sample/context"], 2, seed=(4, 2), actions=inputs["sample/actions"], states=inputs["sample/states"]

@@ -90,7 +90,7 @@ def test_logits_are_computed_in_float32_under_mixed_precision(policy):
     assert head.top.compute_dtype == policy.split("_")[1]
     assert head.logits.compute_dtype == "float32" and head.logits.kernel.dtype == "float32"
     rng = np.random.default_rng(0)
-    video = rng.integers(0, 256, (2, 4, 8, 8, 3)).astype(np.uint8)
+    video = rng.integers(0, 256, (2, 4, *config.frame_shape)).astype(np.uint8)
     actions = rng.normal(size=(2, 4, 5)).astype("float32")
     states = rng.normal(size=(2, 2, 5)).astype("float32")
     assert model.conditional_logits(video, actions, states).dtype == "float32"
@@ -103,7 +103,7 @@ def test_bfloat16_log_prob_stays_close_to_float32_with_the_same_weights():
     full.set_weights([rng.normal(0, 0.2, w.shape).astype("float32") for w in full.get_weights()])
     half = vpn_tf.build_model(config, dtype="mixed_bfloat16")
     half.set_weights(full.get_weights())
-    video = rng.integers(0, 256, (2, 4, 8, 8, 3)).astype(np.uint8)
+    video = rng.integers(0, 256, (2, 4, *config.frame_shape)).astype(np.uint8)
     kw = dict(actions=rng.normal(size=(2, 4, 5)).astype("float32"), states=rng.normal(size=(2, 2, 5)).astype("f4"))
     a = -distributions.per_dimension(full.log_prob(video, **kw)).numpy()
     b = -distributions.per_dimension(half.log_prob(video, **kw)).numpy()
@@ -168,7 +168,7 @@ def _training_hlo(config, log_prob_fn=None, monkeypatch=None):
     model = vpn_tf.build_model(config)
     rng = np.random.default_rng(0)
     batch = {
-        "video": tf.constant(rng.integers(0, 256, (2, 4, 8, 8, 3)).astype(np.uint8)),
+        "video": tf.constant(rng.integers(0, 256, (2, 4, *config.frame_shape)).astype(np.uint8)),
         "actions": tf.constant(rng.normal(size=(2, 4, 5)).astype("float32")),
         "states": tf.constant(rng.normal(size=(2, 4, 5)).astype("float32")),
     }

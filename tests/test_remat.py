@@ -11,7 +11,7 @@ from vpn_tf import build_model, get_config
 def test_remat_gives_identical_loss_and_gradients(preset, block):
     rng = np.random.default_rng(0)
     config = get_config(preset, block=block)
-    inputs = {"video": rng.integers(0, 256, (2, config.num_frames, 8, 8, config.channels)).astype(np.uint8)}
+    inputs = {"video": rng.integers(0, 256, (2, config.num_frames, *config.frame_shape)).astype(np.uint8)}
     if config.conditional:
         inputs["actions"] = rng.normal(size=(2, config.num_frames, config.action_dim)).astype(np.float32)
         inputs["states"] = rng.normal(size=(2, config.num_frames, config.state_dim)).astype(np.float32)

@@ -15,7 +15,7 @@ def _setup(preset, batch=2, **overrides):
     for v in model.weights:
         if v.path.endswith("bias"):
             v.assign(rng.normal(0.0, 0.3, v.shape).astype(v.dtype))
-    ctx = rng.integers(0, 256, (batch, cfg.context_frames, 8, 8, cfg.channels)).astype(np.uint8)
+    ctx = rng.integers(0, 256, (batch, cfg.context_frames, *cfg.frame_shape)).astype(np.uint8)
     kw = {}
     if cfg.action_dim:
         kw["actions"] = rng.normal(size=(batch, cfg.context_frames + 2, 5)).astype("float32")
@@ -24,6 +24,23 @@ def _setup(preset, batch=2, **overrides):
     return cfg, model, ctx, kw
 
 
+# Frame shapes (height, width) the samplers are checked on: the presets' square one and two oblong ones, wider than
+# tall and taller than wide, so that a row index taken for a column (or W for H) anywhere shows. 7 x 4 is narrower
+# than the widest kernels below (7 and 5), whose taps then hang over both sides of every row.
+# The oblong cases run with the large tests (they triple these tests' time); the default run keeps the square one and
+# the oblong batch-groups case below, and tests/test_vpn_causality.py checks oblong masks.
+FRAMES = pytest.mark.parametrize(
+    "frame",
+    [(8, 8), pytest.param((5, 9), marks=pytest.mark.large), pytest.param((7, 4), marks=pytest.mark.large)],
+    ids=lambda f: f"{f[0]}x{f[1]}",
+)
+
+
+def _frame(frame):
+    return {"height": frame[0], "width": frame[1]}
+
+
+@FRAMES
 @pytest.mark.parametrize(
     "preset, overrides",
     [
@@ -41,19 +58,28 @@ def _setup(preset, batch=2, **overrides):
         ("tiny_rgb", {"decoder_past_frames": 2, "model": "baseline"}),
     ],
 )
-def test_cached_equals_naive_for_the_same_seed(preset, overrides):
-    cfg, model, ctx, kw = _setup(preset, **overrides)
+def test_cached_equals_naive_for_the_same_seed(preset, overrides, frame):
+    cfg, model, ctx, kw = _setup(preset, **overrides, **_frame(frame))
     naive = Sampler(model, "naive").sample(ctx, 2, seed=(3, 4), **kw)
     for jit in (True, False):  # XLA runs the cached decoder's pixel loop, plain TensorFlow its row loop
         cached = Sampler(model, "cached", jit=jit).sample(ctx, 2, seed=(3, 4), **kw)
-        assert cached.shape == (2, 2, 8, 8, cfg.channels) and cached.dtype == np.uint8
+        assert cached.shape == (2, 2, cfg.height, cfg.width, cfg.channels) and cached.dtype == np.uint8
         np.testing.assert_array_equal(cached, naive)  # every pixel, borders included, both frames
 
 
-@pytest.mark.parametrize("preset", ["tiny", "tiny_rgb"])
-def test_batch_groups_sample_what_the_whole_batch_samples(preset):
+@pytest.mark.parametrize(
+    "preset, frame",
+    [
+        ("tiny", (8, 8)),
+        ("tiny_rgb", (8, 8)),
+        ("tiny", (5, 9)),
+        pytest.param("tiny_rgb", (7, 4), marks=pytest.mark.large),  # ~30 s on one core
+    ],
+    ids=lambda v: f"{v[0]}x{v[1]}" if isinstance(v, tuple) else v,
+)
+def test_batch_groups_sample_what_the_whole_batch_samples(preset, frame):
     # Groups of rows run their pixel loops concurrently; each row keeps its noise, so the video is the same.
-    cfg, model, ctx, kw = _setup(preset, batch=3)
+    cfg, model, ctx, kw = _setup(preset, batch=3, **_frame(frame))
     # Identical rows: only the per-row noise tells them apart, so a group restarting the noise at row 0 would show.
     ctx = np.repeat(ctx[:1], 3, axis=0)
     kw = {k: np.repeat(v[:1], 3, axis=0) for k, v in kw.items()}
@@ -71,8 +97,9 @@ def test_batch_groups_sample_what_the_whole_batch_samples(preset):
         CachedDecoder(model, loop="column")
 
 
-def test_xla_and_graph_paths_agree():
-    cfg, model, ctx, kw = _setup("tiny_rgb")
+@FRAMES
+def test_xla_and_graph_paths_agree(frame):
+    cfg, model, ctx, kw = _setup("tiny_rgb", **_frame(frame))
     a = Sampler(model, jit=True).sample(ctx, 2, seed=(1, 1), **kw)
     b = Sampler(model, jit=False).sample(ctx, 2, seed=(1, 1), **kw)
     g = Sampler(model, jit=False).sample_graph(
@@ -131,10 +158,11 @@ def test_first_pixel_is_drawn_from_its_conditional():
             assert abs(frame.mean() - mean) < 4 * sd / np.sqrt(n)
 
 
-def test_frame_by_frame_temporal_state_matches_the_teacher_forced_model():
-    cfg, model, _, _ = _setup("tiny_rgb")
+@FRAMES
+def test_frame_by_frame_temporal_state_matches_the_teacher_forced_model(frame):
+    cfg, model, _, _ = _setup("tiny_rgb", **_frame(frame))
     rng = np.random.default_rng(1)
-    video = rng.integers(0, 256, (2, 4, 8, 8, 3)).astype(np.uint8)
+    video = rng.integers(0, 256, (2, 4, *cfg.frame_shape)).astype(np.uint8)
     actions = rng.normal(size=(2, 4, 5)).astype("float32")
     states = rng.normal(size=(2, 4, 5)).astype("float32")
     ref = model.conditional_logits(video, actions=actions, states=states).numpy()
@@ -155,6 +183,7 @@ def _probabilities(cfg, logits):
     return p / p.sum(axis=-1, keepdims=True)
 
 
+@FRAMES
 @pytest.mark.parametrize("loop", ["pixel", "row"])
 @pytest.mark.parametrize("jit", [False, True])
 @pytest.mark.parametrize(
@@ -169,12 +198,12 @@ def _probabilities(cfg, logits):
         ("tiny_rgb", {"decoder_past_frames": 3}),
     ],
 )
-def test_cached_sampler_draws_from_the_teacher_forced_conditionals(preset, overrides, jit, loop):
+def test_cached_sampler_draws_from_the_teacher_forced_conditionals(preset, overrides, jit, loop, frame):
     """Every dimension the cached sampler draws comes from the distribution the model assigns it given everything
     sampled before: its probabilities equal the teacher-forced conditionals on the sampled video (conditioning,
     context and all previous colours and pixels included). Byte equality with the naive sampler can miss a wrong
     distribution that rarely changes a draw; this cannot."""
-    cfg, model, ctx, kw = _setup(preset, **overrides)
+    cfg, model, ctx, kw = _setup(preset, **overrides, **_frame(frame))
     sampler = Sampler(model, "cached", groups=1)
     decoder = CachedDecoder(model, loop=loop)
     generate = tf.function(decoder.generate_frame, jit_compile=jit, reduce_retracing=True)
@@ -225,12 +254,13 @@ def test_the_distribution_test_catches_a_decoder_that_drops_the_context(monkeypa
         np.testing.assert_allclose(_probabilities(cfg, logits.numpy()), _probabilities(cfg, teacher[:, 0]), atol=1e-5)
 
 
-def test_baseline_samples_every_pixel_at_once():
-    cfg, model, ctx, kw = _setup("tiny_rgb", model="baseline")
+@FRAMES
+def test_baseline_samples_every_pixel_at_once(frame):
+    cfg, model, ctx, kw = _setup("tiny_rgb", model="baseline", **_frame(frame))
     s = Sampler(model)
     a = s.sample(ctx, 2, seed=(1, 2), **kw)
     np.testing.assert_array_equal(a, s.sample(ctx, 2, seed=(1, 2), **kw))
-    assert a.shape == (2, 2, 8, 8, 3)
+    assert a.shape == (2, 2, *cfg.frame_shape)
     with pytest.raises(ValueError, match="method"):
         Sampler(model, "beam")
 
@@ -268,7 +298,7 @@ def test_ink_diagnostics_separate_one_step_and_fed_back_samples(preset):
     cfg, model, _, _ = _setup(preset)
     rng = np.random.default_rng(4)
     t = cfg.context_frames + 3
-    video = rng.integers(0, 256, (3, t, 8, 8, cfg.channels)).astype(np.uint8)
+    video = rng.integers(0, 256, (3, t, *cfg.frame_shape)).astype(np.uint8)
     kw = {}
     if cfg.action_dim:
         kw = {"actions": rng.normal(size=(3, t, 5)).astype("float32"), "states": rng.normal(size=(3, t, 5))}

@@ -72,6 +72,13 @@ def test_three_steps_through_train_py_write_checkpoints_and_summaries(tmp_path):
     # evaluate.py reads the run back.
     ev = run_script("evaluate.py", "--workdir", tmp_path, "--split", "validation", check=True)
     assert "tiny validation:" in ev.stdout and "nats/frame" in ev.stdout and "lower bound" in ev.stdout
+    sampled = ("--ink", "2", "--ink_diagnostics", "--legibility", "2", "--num_sequences", "2")
+    diag = run_script("evaluate.py", "--workdir", tmp_path, *sampled, "--json", tmp_path / "d.json", check=True)
+    report = json.loads((tmp_path / "d.json").read_text())
+    assert len(report["ink_ratio"]) == 2 and len(report["ink_diagnostics"]["free_running"]) == 2
+    assert len(report["samples"]["tracking"]["samples"]["mean"]) == 2 and "legibility" not in report["samples"]
+    assert "sampled / true ink per predicted frame (2 sequences" in diag.stdout
+    assert "tracking (correlation of blurred frames with the truth):" in diag.stdout
     # --against: another run scored on the same sequences, the difference with its paired standard error.
     _train(tmp_path / "other", "--steps", "1")
     flags = ("--workdir", tmp_path, "--split", "validation", "--num_sequences", "12", "--batch_size", "5")
@@ -105,17 +112,18 @@ def test_three_steps_through_train_py_write_checkpoints_and_summaries(tmp_path):
     assert f"{against['difference']:+.4f} nats/frame (paired standard error" in ev.stdout
     same = run_script("evaluate.py", *flags, "--against", tmp_path, check=True)  # zero difference, zero error
     assert "+0.0000 nats/frame (paired standard error 0.0000)" in same.stdout
-    _train(tmp_path / "wide", "--steps", "1", "--image_size", "16")
+    _train(tmp_path / "wide", "--steps", "1", "--height", "16", "--width", "16")
     bad = run_script("evaluate.py", *flags, "--against", tmp_path / "wide", check=False)
-    assert bad.returncode != 0 and "not comparable on the same sequences (image_size 8 vs 16)" in bad.stderr
+    assert bad.returncode != 0 and "not comparable on the same sequences (height 8 vs 16; width 8 vs 16)" in bad.stderr
 
 
+@pytest.mark.parametrize("frame", [(8, 8), (5, 9)], ids=lambda f: f"{f[0]}x{f[1]}")
 @pytest.mark.parametrize("preset", ["tiny", "tiny_rgb"])
-def test_per_frame_values_are_each_frames_metric(preset):
-    cfg = vpn_tf.get_config(preset, num_frames=5, eval_num_frames=5)
+def test_per_frame_values_are_each_frames_metric(preset, frame):
+    cfg = vpn_tf.get_config(preset, num_frames=5, eval_num_frames=5, height=frame[0], width=frame[1])
     model = vpn_tf.build_model(cfg)
     rng = np.random.default_rng(0)
-    batch = {"video": rng.integers(0, 256, (3, 5, 8, 8, cfg.channels)).astype(np.uint8)}
+    batch = {"video": rng.integers(0, 256, (3, 5, *cfg.frame_shape)).astype(np.uint8)}
     if cfg.action_dim:
         batch["actions"] = rng.normal(size=(3, 5, cfg.action_dim)).astype(np.float32)
         batch["states"] = rng.normal(size=(3, 5, cfg.state_dim)).astype(np.float32)
@@ -133,7 +141,7 @@ def test_per_sequence_values_and_their_paired_difference():
     cfg = vpn_tf.get_config("tiny")
     model = vpn_tf.build_model(cfg)
     rng = np.random.default_rng(0)
-    video = rng.integers(0, 256, (7, cfg.num_frames, 8, 8, 1)).astype(np.uint8)
+    video = rng.integers(0, 256, (7, cfg.num_frames, *cfg.frame_shape)).astype(np.uint8)
     ds = tf.data.Dataset.from_tensor_slices({"video": video})
     values = training.per_sequence_values(cfg, model, ds, batch_size=3)  # batches of 3, 3 and 1, in order
     assert values.shape == (7,) and values.dtype == np.float64
@@ -158,6 +166,80 @@ def test_samples_in_tensorboard(tmp_path, config_flags):
     assert f"{metric}=" in out.stdout
     assert "samples/truth_then_model" in _event_tags(tmp_path / "eval")
     assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-2")
+
+
+@pytest.mark.large  # 20 to 40 s each on one core
+@pytest.mark.parametrize("preset, frame", [("tiny", (5, 9)), ("tiny_rgb", (7, 4))], ids=["tiny-5x9", "tiny_rgb-7x4"])
+def test_oblong_frames_train_and_show_in_tensorboard(tmp_path, preset, frame):
+    """In process, on H x W frames with H != W: two training steps, an evaluation, samples, and TensorBoard's picture
+    of truth rows over sample rows (`video_grid`): H-high, W-wide tiles 2 pixels apart, each sequence's samples
+    under its future frames."""
+    from vpn_tf.visualize import video_grid
+
+    h, w = frame
+    config = vpn_tf.get_config(preset, height=h, width=w, steps=2, eval_every=2, checkpoint_every=2)
+    rng = np.random.default_rng(0)
+
+    def sequences(n, t):
+        data = {"video": rng.integers(0, 256, (n, t, h, w, config.channels)).astype(np.uint8)}
+        if config.conditional:
+            data["actions"] = rng.normal(size=(n, t, config.action_dim)).astype(np.float32)
+            data["states"] = rng.normal(size=(n, t, config.state_dim)).astype(np.float32)
+        return data
+
+    train_data = sequences(8, config.num_frames)
+    eval_data = sequences(config.eval_sequences, config.eval_num_frames)
+
+    def train_dataset_fn(start):
+        def fn(ctx):
+            per_replica = ctx.get_per_replica_batch_size(config.batch_size)
+            return tf.data.Dataset.from_tensor_slices(train_data).repeat().batch(per_replica, drop_remainder=True)
+
+        return fn
+
+    sampled = []
+    sampler = training.continuation_sampler()
+
+    def sample_fn(model, batch):
+        frames = np.asarray(sampler(model, batch))
+        sampled.append((batch["video"].numpy(), frames))
+        return frames
+
+    metrics = training.train_and_evaluate(
+        config,
+        str(tmp_path),
+        train_dataset_fn,
+        lambda split, n: tf.data.Dataset.from_tensor_slices(eval_data).take(n),
+        strategy=tf.distribute.MirroredStrategy(["/cpu:0"]),
+        deterministic=False,
+        progress=False,
+        sample_fn=sample_fn,
+    )
+    assert np.isfinite(metrics[training.metric_name(config)])
+    assert len(sampled) == 1  # the one evaluation, at the last step
+    truth, samples = sampled[0]
+    n, t, p = len(truth), config.eval_num_frames, config.eval_num_frames - config.context_frames
+    assert truth.shape == (n, t, h, w, config.channels) and samples.shape == (n, p, h, w, config.channels)
+    images = [
+        tf.make_ndarray(v.tensor)
+        for f in os.listdir(tmp_path / "eval")
+        for e in tf.compat.v1.train.summary_iterator(str(tmp_path / "eval" / f))
+        for v in e.summary.value
+        if v.tag == "samples/truth_then_model"
+    ]
+    (image,) = images
+    grid = tf.io.decode_png(image[2], channels=config.channels).numpy()  # [width, height, PNG]: lossless
+    assert (int(image[0]), int(image[1])) == ((w + 2) * t - 2, (h + 2) * 2 * n - 2)
+    assert grid.shape == ((h + 2) * 2 * n - 2, (w + 2) * t - 2, config.channels)
+    for b in range(n):
+        for k in range(t):
+            y, x = 2 * b * (h + 2), k * (w + 2)
+            np.testing.assert_array_equal(grid[y : y + h, x : x + w], truth[b, k])
+        for k in range(p):  # right-aligned: the samples under the future frames they continue to
+            y, x = (2 * b + 1) * (h + 2), (config.context_frames + k) * (w + 2)
+            np.testing.assert_array_equal(grid[y : y + h, x : x + w], samples[b, k])
+        np.testing.assert_array_equal(grid[(2 * b + 1) * (h + 2) :][:h, : config.context_frames * (w + 2)], 128)
+    np.testing.assert_array_equal(grid, video_grid([v for b in range(n) for v in (truth[b], samples[b])]))
 
 
 @pytest.mark.large
@@ -465,7 +547,7 @@ def test_binarized_inputs_step_reads_binary_frames_and_scores_the_grey_levels():
 
     config = get_config("tiny", batch_size=2, binarize_inputs=True)
     rng = np.random.default_rng(0)
-    video = rng.integers(0, 256, (2, config.num_frames, config.image_size, config.image_size, 1), dtype=np.uint8)
+    video = rng.integers(0, 256, (2, config.num_frames, config.height, config.width, 1), dtype=np.uint8)
     binary = D.binarize(video, [1, 2])
     batch = {"video": tf.constant(video), "binary_video": binary}
     strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
@@ -550,9 +632,9 @@ def test_sample_py_compares_models_on_the_same_contexts(tmp_path):
     np.testing.assert_array_equal(two[: 3 * row], one[: 3 * row])
     # ...and sequence 1 starts after the baseline's rows.
     np.testing.assert_array_equal(two[5 * row : 8 * row - 2], one[3 * row : 6 * row - 2])
-    _train(tmp_path / "big", "--steps", "1", "--no_samples", "--image_size", "16")
+    _train(tmp_path / "big", "--steps", "1", "--no_samples", "--height", "16", "--width", "16")
     out = run_script("sample.py", "--workdir", tmp_path / "vpn", "--workdir", tmp_path / "big", *common, tmp_path / "x")
-    assert out.returncode != 0 and "models other data than" in out.stderr and "'image_size': (8, 16)" in out.stderr
+    assert out.returncode != 0 and "models other data than" in out.stderr and "'height': (8, 16)" in out.stderr
 
 
 @pytest.mark.large
@@ -580,7 +662,7 @@ def test_evaluation_reports_nats_per_dim_per_colour_for_rgb():
     rng = np.random.default_rng(3)
     n, t = 5, config.eval_num_frames
     data = {
-        "video": rng.integers(0, 256, (n, t, 8, 8, 3)).astype(np.uint8),
+        "video": rng.integers(0, 256, (n, t, *config.frame_shape)).astype(np.uint8),
         "actions": rng.normal(size=(n, t, 5)).astype(np.float32),
         "states": rng.normal(size=(n, t, 5)).astype(np.float32),
     }

@@ -7,7 +7,7 @@ import vpn_tf
 
 
 def _inputs(cfg, batch, rng):
-    video = rng.integers(0, 256, size=(batch, cfg.num_frames, cfg.image_size, cfg.image_size, cfg.channels))
+    video = rng.integers(0, 256, size=(batch, cfg.num_frames, *cfg.frame_shape))
     kw = {}
     if cfg.action_dim:
         kw["actions"] = np.repeat(rng.normal(size=(1, cfg.num_frames, cfg.action_dim)), batch, 0).astype("float32")
@@ -37,25 +37,34 @@ def _perturbation_diffs(model, cfg, positions, chunk=96):
 
 def _all_positions(cfg):
     tp = cfg.num_frames - cfg.context_frames
-    s = cfg.image_size
-    return [(t, i, j, c) for t in range(tp) for i in range(s) for j in range(s) for c in range(cfg.channels)]
+    return [
+        (t, i, j, c)
+        for t in range(tp)
+        for i in range(cfg.height)
+        for j in range(cfg.width)
+        for c in range(cfg.channels)
+    ]
 
 
 @pytest.mark.parametrize(
-    "preset, block, wiring",
-    [(p, b, "every_block") for p in ("tiny", "tiny_rgb") for b in ("rmb", "relu")]
-    + [("tiny_rgb", "rmb", "every_layer")],
+    "preset, block, wiring, frame",
+    [(p, b, "every_block", (8, 8)) for p in ("tiny", "tiny_rgb") for b in ("rmb", "relu")]
+    + [("tiny_rgb", "rmb", "every_layer", (8, 8))]
+    # Oblong frames: a row index mistaken for a column (or W for H) anywhere would show here.
+    + [("tiny", "rmb", "every_block", (5, 9)), ("tiny_rgb", "relu", "every_layer", (7, 4))],
 )
-def test_vpn_conditionals_depend_only_on_earlier_dimensions(preset, block, wiring):
+def test_vpn_conditionals_depend_only_on_earlier_dimensions(preset, block, wiring, frame):
     # Wider than `tiny` (16 channels per colour group instead of 3) so that no pixel's logits sit behind all-dead
     # ReLUs at initialisation, which would fail the over-masking checks below for a reason that is not the masks.
-    cfg = vpn_tf.get_config(preset, block=block, hidden=24, top_channels=60, context_wiring=wiring)
+    cfg = vpn_tf.get_config(
+        preset, block=block, hidden=24, top_channels=60, context_wiring=wiring, height=frame[0], width=frame[1]
+    )
     model = vpn_tf.build_model(cfg)
     positions = _all_positions(cfg)  # every predicted dimension: borders, first/last rows and columns, all channels
     diffs = _perturbation_diffs(model, cfg, positions)
-    s, ch = cfg.image_size, cfg.channels
+    h, w, ch = cfg.frame_shape
     for n, (t, i, j, c) in enumerate(positions):
-        d = ((t * s + i) * s + j) * ch + c  # flat index of the perturbed dimension
+        d = ((t * h + i) * w + j) * ch + c  # flat index of the perturbed dimension
         assert diffs[n, : d + 1].max() <= 1e-5, (
             f"logits at or before {(t, i, j, c)} changed by {diffs[n, : d + 1].max()}"
         )
@@ -64,7 +73,7 @@ def test_vpn_conditionals_depend_only_on_earlier_dimensions(preset, block, wirin
         # The model is not over-masked: the next colour of the same pixel and the next pixel of the row react.
         if c + 1 < ch:
             assert diffs[n, d + 1] > 1e-6, f"colour {c + 1} at {(t, i, j)} ignores colour {c}"
-        if j + 1 < s:
+        if j + 1 < w:
             assert diffs[n, d - c + ch : d - c + 2 * ch].max() > 1e-6, f"pixel {(t, i, j + 1)} ignores {(t, i, j)}"
 
 
@@ -72,9 +81,9 @@ def test_vpn_conditionals_depend_only_on_earlier_dimensions(preset, block, wirin
 def test_baseline_conditionals_of_frame_t_ignore_frame_t(preset):
     cfg = vpn_tf.get_config(preset, model="baseline")
     model = vpn_tf.build_model(cfg)
-    s, ch = cfg.image_size, cfg.channels
-    per_frame = s * s * ch
-    positions = [p for p in _all_positions(cfg) if p[1] in (0, s - 1) or p[2] in (0, s // 2)]
+    h, w, ch = cfg.frame_shape
+    per_frame = h * w * ch
+    positions = [p for p in _all_positions(cfg) if p[1] in (0, h - 1) or p[2] in (0, w // 2)]
     diffs = _perturbation_diffs(model, cfg, positions)
     for n, (t, _i, _j, _c) in enumerate(positions):
         assert diffs[n, : (t + 1) * per_frame].max() <= 1e-5, f"frame {t} conditionals depend on frame {t}"

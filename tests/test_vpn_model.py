@@ -5,13 +5,13 @@ import tensorflow as tf
 
 import vpn_tf
 from vpn_tf import distributions as D
-from vpn_tf.cost import parameter_count
+from vpn_tf.cost import forward_macs_per_frame, parameter_count, training_flops_per_sequence
 
 
 def _data(cfg, batch=2, frames=None, seed=0):
     rng = np.random.default_rng(seed)
     t = frames or cfg.num_frames
-    video = rng.integers(0, 256, size=(batch, t, cfg.image_size, cfg.image_size, cfg.channels)).astype(np.uint8)
+    video = rng.integers(0, 256, size=(batch, t, *cfg.frame_shape)).astype(np.uint8)
     kw = {}
     if cfg.action_dim:
         kw["actions"] = rng.normal(size=(batch, t, cfg.action_dim)).astype("float32")
@@ -47,7 +47,7 @@ def test_log_prob_is_one_graph_over_frames_and_accepts_longer_videos():
     video, kw = _data(cfg, frames=cfg.eval_num_frames)
     kw["states"] = kw["states"][:, : cfg.context_frames]  # states of predicted frames are never needed (§6.1)
     lp = tf.function(model.log_prob)(video, **kw)
-    assert lp.shape == (2, cfg.eval_num_frames - cfg.context_frames, 8, 8, 3)
+    assert lp.shape == (2, cfg.eval_num_frames - cfg.context_frames, *cfg.frame_shape)
 
 
 def test_states_of_predicted_frames_are_ignored_and_actions_matter():
@@ -91,11 +91,52 @@ def test_every_preset_builds_with_the_analytic_parameter_count(preset):
     assert model.decoder.count_params() == counts["decoder"]
 
 
+@pytest.mark.parametrize(
+    "preset, overrides",
+    [
+        ("tiny", {}),
+        ("tiny_rgb", {}),
+        ("tiny_rgb", {"model": "baseline"}),
+        ("tiny_rgb", {"block": "relu", "context_wiring": "every_layer", "decoder_past_frames": 2}),
+    ],
+)
+def test_multiply_adds_count_every_kernel_at_every_pixel_of_an_oblong_frame(preset, overrides):
+    """`forward_macs_per_frame` counts each convolution's whole kernel at each of the H * W pixels: the built model's
+    kernel entries times H * W, so W x H frames cost what H x W ones do, and the cost follows the area alone."""
+    macs = {}
+    for h, w in ((5, 9), (9, 5), (8, 8)):
+        cfg = vpn_tf.get_config(preset, height=h, width=w, **overrides)
+        model = vpn_tf.build_model(cfg)
+        macs[h, w] = forward_macs_per_frame(cfg)
+        for part, layer in (("encoder", model.encoder), ("conv_lstm", model.core), ("decoder", model.decoder)):
+            kernel_entries = sum(int(np.prod(v.shape)) for v in layer.weights if len(v.shape) == 4)
+            assert macs[h, w][part] == kernel_entries * h * w, part
+        assert parameter_count(cfg) == parameter_count(cfg.replace(height=8, width=8))  # weights ignore the frame
+        assert model.count_params() == parameter_count(cfg)["total"]
+    assert macs[5, 9] == macs[9, 5]
+    assert all(macs[5, 9][part] * 64 == macs[8, 8][part] * 45 for part in macs[8, 8])
+    flops = {hw: training_flops_per_sequence(vpn_tf.get_config(preset, height=hw[0], width=hw[1])) for hw in macs}
+    assert flops[5, 9] == flops[9, 5] and flops[5, 9] * 64 == flops[8, 8] * 45
+
+
+def test_a_transposed_video_is_refused_not_reshaped():
+    # A W x H frame has as many pixels as an H x W one: a reshape would take it and scramble its rows.
+    cfg = vpn_tf.get_config("tiny_rgb", height=7, width=4)
+    model = vpn_tf.build_model(cfg)
+    video, kw = _data(cfg)
+    swapped = video.transpose(0, 1, 3, 2, 4)
+    with pytest.raises(ValueError, match=r"height must be 7 .*\[None, None, 7, 4, 3\].*\(2, 4, 4, 7, 3\)"):
+        model.log_prob(swapped, **kw)
+    with pytest.raises(ValueError, match=r"video must be \[batch, time, 7, 4, 3\].*\(2, 4, 4, 7, 3\)"):
+        model({"video": tf.constant(swapped), **kw})
+    assert model({"video": tf.constant(video), **kw}).shape == (2, 2, 7, 4, 3, 256)
+
+
 @pytest.mark.large
 @pytest.mark.parametrize("preset", ["moving_mnist_paper", "robot_pushing_paper"])
 def test_paper_widths_take_one_training_step(preset):
     # Paper widths, depths and output heads; 32x32 frames and one context frame keep the step to a few seconds.
-    cfg = vpn_tf.get_config(preset, image_size=32, num_frames=2, context_frames=1)
+    cfg = vpn_tf.get_config(preset, height=32, width=32, num_frames=2, context_frames=1)
     model = vpn_tf.build_model(cfg)
     video, kw = _data(cfg, batch=1)
     opt = keras.optimizers.RMSprop(cfg.learning_rate)

@@ -18,7 +18,7 @@ MODEL_KINDS = ("vpn", "baseline")
 BLOCK_KINDS = ("rmb", "relu")
 OUTPUT_KINDS = ("sigmoid", "softmax")
 CONTEXT_WIRINGS = ("every_block", "every_layer")
-DATASETS = ("moving_mnist", "robot_pushing", "pushing_sim")
+DATASETS = ("moving_mnist", "robot_pushing", "pushing_sim", "videos", "tfds")
 
 NUM_INTENSITIES = 256  # 8-bit pixels: a softmax over 256 raw values, never 255.
 
@@ -41,9 +41,13 @@ class VPNConfig:
 
     # --- Data layout -------------------------------------------------------------------------------------------
     dataset: str = _field("moving_mnist", "data")
-    """Which data pipeline trains this config: one of `DATASETS`."""
-    image_size: int = _field(64, "data", checkpoint=True)
-    """Frame height and width in pixels (square frames)."""
+    """Which data pipeline trains this config: one of `DATASETS` ("videos": a directory written by
+    `python -m datasets.videos`; "tfds": a prepared TFDS dataset, see `tfds_name`)."""
+    height: int = _field(64, "data", checkpoint=True)
+    """Frame height in pixels. (Configs written before frames could be oblong have one `image_size` field instead
+    of `height` and `width`: it means a square frame, and `replace(image_size=n)` and `--image_size n` set both.)"""
+    width: int = _field(64, "data", checkpoint=True)
+    """Frame width in pixels."""
     channels: int = _field(1, "data", checkpoint=True)
     """Colour channels per pixel: 1 (grey, Moving MNIST) or 3 (RGB, ordered R, G, B)."""
     num_frames: int = _field(20, "data")
@@ -53,8 +57,18 @@ class VPNConfig:
     eval_num_frames: int = _field(20, "data")
     """Frames per evaluation sequence (the pushing benchmark trains on 12 and evaluates on 20)."""
     data_dir: str = _field("", "data")
-    """Directory of the pushing data (push_train/, push_val/, push_testseen/, push_testnovel/); unused for Moving
-    MNIST, which is generated from the shipped MNIST files."""
+    """Where the data lies: the pushing data (push_train/, push_val/, push_testseen/, push_testnovel/); for
+    "videos", a directory written by `python -m datasets.videos`; for "tfds", the TFDS data directory (empty: TFDS's
+    default). Unused for Moving MNIST, which is generated from the shipped MNIST files."""
+    tfds_name: str = _field("", "data")
+    """"tfds" only: the TFDS dataset to read, e.g. "bair_robot_pushing_small" (prepared beforehand; nothing is
+    downloaded when training)."""
+    tfds_features: str = _field("video=image_sequence", "data")
+    """"tfds" only: which features of the TFDS examples are the video and, optionally, the per-frame actions and
+    states, as "video=KEY[,actions=KEY][,states=KEY]"."""
+    tfds_splits: str = _field("train=train,validation=validation,test=test", "data")
+    """"tfds" only: which TFDS split (TFDS slicing syntax allowed) each of our splits reads, as
+    "train=SPLIT,validation=SPLIT,test=SPLIT"; a split left out cannot be read."""
 
     # --- Architecture ------------------------------------------------------------------------------------------
     model: str = _field("vpn", "architecture")
@@ -177,10 +191,10 @@ class VPNConfig:
 
     def replace(self, **overrides) -> VPNConfig:
         """A copy with `overrides` applied (validated); unknown names raise a ValueError listing the fields."""
+        overrides = _square_frames(dict(overrides))
         unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(self)})
         if unknown:
             raise ValueError(f"Unknown config field(s) {unknown}. Valid fields: {sorted(field_names())}")
-        overrides = dict(overrides)
         if "encoder_dilations" in overrides:
             overrides["encoder_dilations"] = tuple(int(d) for d in overrides["encoder_dilations"])
         return dataclasses.replace(self, **overrides)
@@ -193,9 +207,14 @@ class VPNConfig:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
+    @property
+    def frame_shape(self) -> tuple[int, int, int]:
+        """(height, width, channels) of every frame."""
+        return (self.height, self.width, self.channels)
+
     @classmethod
     def from_dict(cls, d: dict) -> VPNConfig:
-        d = dict(d)
+        d = _square_frames(dict(d))
         for name, default in REMOVED_FIELDS.items():  # training-only options that were measured and removed
             if name in d:
                 if d.pop(name) != default:
@@ -221,6 +240,16 @@ class VPNConfig:
         return {n: (getattr(self, n), getattr(other, n)) for n in names if getattr(self, n) != getattr(other, n)}
 
 
+def _square_frames(d: dict) -> dict:
+    """`image_size` (the one frame-size field of earlier versions, square frames) as `height` and `width`."""
+    if "image_size" in d:
+        size = d.pop("image_size")
+        for name in ("height", "width"):
+            if d.setdefault(name, size) != size:
+                raise ValueError(f"image_size={size} (a square frame) contradicts {name}={d[name]}")
+    return d
+
+
 # Training-only fields of earlier versions, with the value that meant "off": a run directory that has them at that
 # value still loads.
 REMOVED_FIELDS = {"binarize_fraction": 1.0, "train_context_frames": 0}
@@ -240,6 +269,17 @@ def evaluation_data_fields(config: VPNConfig) -> tuple[str, ...]:
     return tuple(n for n in fields_in("data") if n not in skip)
 
 
+def incomparable(config: VPNConfig, other: VPNConfig) -> list[str]:
+    """Why two models cannot be scored on the same sequences the same way ("FIELD a vs b" for each data field and
+    the output they differ in); empty when they can."""
+    fields = [*evaluation_data_fields(config), "output"]
+    return [
+        f"{f} {getattr(config, f)!r} vs {getattr(other, f)!r}"
+        for f in fields
+        if getattr(config, f) != getattr(other, f)
+    ]
+
+
 # Fields that determine the network's weights; a checkpoint is only compatible across configs equal on these.
 ARCHITECTURE_FIELDS = tuple(
     f.name
@@ -250,6 +290,22 @@ ARCHITECTURE_FIELDS = tuple(
 
 def field_names() -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(VPNConfig))
+
+
+def parse_mapping(text: str, field: str, allowed: tuple[str, ...]) -> dict[str, str]:
+    """ "a=X,b=Y" -> {"a": "X", "b": "Y"}; a ValueError naming `field` for a bad entry or a name not in `allowed`.
+
+    Values may hold commas only inside brackets (TFDS slices such as "train[:95%]" have none)."""
+    out = {}
+    for entry in (e.strip() for e in text.split(",") if e.strip()):
+        name, sep, value = entry.partition("=")
+        name, value = name.strip(), value.strip()
+        if not sep or not value or name not in allowed or name in out:
+            raise ValueError(
+                f"{field} must be NAME=VALUE entries with NAME one of {allowed}, each once. Received: {text!r}"
+            )
+        out[name] = value
+    return out
 
 
 def _check(condition: bool, message: str):
@@ -263,6 +319,19 @@ def validate(c: VPNConfig) -> None:
     _check(c.block in BLOCK_KINDS, f"block must be one of {BLOCK_KINDS}. Received: block={c.block!r}")
     _check(c.output in OUTPUT_KINDS, f"output must be one of {OUTPUT_KINDS}. Received: output={c.output!r}")
     _check(c.dataset in DATASETS, f"dataset must be one of {DATASETS}. Received: dataset={c.dataset!r}")
+    if c.dataset == "tfds":
+        _check(bool(c.tfds_name), "dataset='tfds' needs tfds_name (e.g. bair_robot_pushing_small)")
+        features = parse_mapping(c.tfds_features, "tfds_features", ("video", "actions", "states"))
+        _check(
+            "video" in features, f"tfds_features must name the video feature (video=KEY). Received: {c.tfds_features!r}"
+        )
+        for name, dim in (("actions", c.action_dim), ("states", c.state_dim)):
+            _check(
+                (name in features) == (dim > 0),
+                f"tfds_features maps {name} if and only if the model reads them ({name[:-1]}_dim={dim}). "
+                f"Received: tfds_features={c.tfds_features!r}",
+            )
+        parse_mapping(c.tfds_splits, "tfds_splits", ("train", "validation", "test"))
     _check(
         c.context_wiring in CONTEXT_WIRINGS,
         f"context_wiring must be one of {CONTEXT_WIRINGS}. Received: context_wiring={c.context_wiring!r}",
@@ -289,7 +358,7 @@ def validate(c: VPNConfig) -> None:
         "binarize_inputs draws binary frames from grey levels read as probabilities (the sigmoid output, Eq. 5); "
         f"a softmax model reads its 256 intensities as they are. Received: binarize_inputs=True, output={c.output!r}",
     )
-    for name in ("image_size", "hidden", "encoder_blocks", "lstm_channels", "top_channels", "batch_size", "steps"):
+    for name in ("height", "width", "hidden", "encoder_blocks", "lstm_channels", "top_channels", "batch_size", "steps"):
         _check(getattr(c, name) >= 1, f"{name} must be >= 1. Received: {name}={getattr(c, name)}")
     _check(c.decoder_blocks >= 0, f"decoder_blocks must be >= 0. Received: decoder_blocks={c.decoder_blocks}")
     _check(

@@ -64,7 +64,7 @@ def forward_macs_per_frame(cfg: VPNConfig) -> dict[str, int]:
     encoder: one frame through the encoder; conv_lstm: one ConvLSTM step; decoder: one predicted frame's decoder.
     A training sequence of T frames with P predicted costs (T - 1) * (encoder + conv_lstm) + P * decoder.
     """
-    hw = cfg.image_size**2
+    hw = cfg.height * cfg.width
     w, L, C, K, T = 2 * cfg.hidden, cfg.lstm_channels, cfg.channels, cfg.num_classes, cfg.top_channels
     k = cfg.lstm_kernel_size
     encoder = hw * (9 * C * w + cfg.encoder_blocks * _block_macs(cfg))

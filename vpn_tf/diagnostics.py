@@ -221,3 +221,46 @@ def sample_monitor(video, seed=(0, 0), actions=None, states=None, reader=None, c
         return out
 
     return fn
+
+
+def ink_report(model, video, seed=(0, 0), actions=None, states=None, diagnose: bool = False) -> dict:
+    """One continuation of each true context: {"ink_ratio": sampled / true ink per predicted frame}, and with
+    `diagnose` also `ink_diagnostics`' rows ("ink_diagnostics": where sampled ink goes missing)."""
+    video = np.asarray(video)
+    n_ctx = model.config.context_frames
+    if diagnose:
+        rows = ink_diagnostics(model, video, tuple(seed), actions=actions, states=states)
+        return {
+            "ink_ratio": [round(float(r), 4) for r in rows["free_running"]],
+            "ink_diagnostics": {k: [round(float(r), 4) for r in v] for k, v in rows.items()},
+        }
+    samples = Sampler(model).sample(
+        video[:, :n_ctx], video.shape[1] - n_ctx, tuple(seed), actions=actions, states=states
+    )
+    return {"ink_ratio": [round(float(r), 4) for r in ink_ratio(video[:, n_ctx:], samples)]}
+
+
+def ink_lines(report: dict, first_frame: int, sequences: int) -> list[str]:
+    """`ink_report` as printed lines."""
+    frames = ", ".join(f"{first_frame + t}: {r:.2f}" for t, r in enumerate(report["ink_ratio"]))
+    lines = [f"sampled / true ink per predicted frame ({sequences} sequences, one sample each): {frames}"]
+    for name, values in report.get("ink_diagnostics", {}).items():
+        lines.append(f"  {name}: " + ", ".join(f"{v:.2f}" for v in values))
+    return lines
+
+
+def sample_report_lines(report: dict, first_frame: int, sequences: int) -> list[str]:
+    """`sample_report`'s legibility (when there) and tracking tables as printed lines, one column per frame."""
+
+    def row(name, r):
+        return f"  {name:<24}" + " ".join(f"{m:5.2f}+-{e:4.2f}" for m, e in zip(r["mean"], r["stderr"], strict=True))
+
+    frames = len(report["tracking"]["samples"]["mean"])
+    header = "  " + " " * 24 + " ".join(f"{'frame ' + str(first_frame + t):>10}" for t in range(frames))
+    lines = []
+    if "legibility" in report:
+        lines += [f"read right by the digit reader ({sequences} sequences, one sample each; mean +- se):", header]
+        lines += [row(name, r) for name, r in report["legibility"].items()]
+    lines += ["tracking (correlation of blurred frames with the truth):", header]
+    lines += [row(name, r) for name, r in report["tracking"].items()]
+    return lines

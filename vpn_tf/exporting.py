@@ -9,10 +9,11 @@ Signatures (batch size free; H, W, C fixed by the config):
         -> {"nats_per_frame": float32 [B, T - context_frames], "total_nats": float32 [B],
             "nats_per_dim": float32 [B]}
     serving_default = sample.
-Inputs are validated inside the graph; a violation fails the request with a message naming the expected shape or
-range. The sampler is the cached one (see vpn_tf/sampling.py), its batch split into concurrent row groups; with
-`xla=True` each frame's pixel loop is a function marked for XLA compilation (`_XlaMustCompile`), which a loaded
-SavedModel honours (TF Serving on CPU needs `--xla_cpu_compilation_enabled=true`). Default exports hold no XLA mark.
+Inputs are validated inside the graph (frame height, width and channels included: a loaded signature does not
+enforce its static shape); a violation fails the request with a message naming the expected shape or range. The
+sampler is the cached one (see vpn_tf/sampling.py), its batch split into concurrent row groups; with `xla=True` each
+frame's pixel loop is a function marked for XLA compilation (`_XlaMustCompile`), which a loaded SavedModel honours
+(TF Serving on CPU needs `--xla_cpu_compilation_enabled=true`). Default exports hold no XLA mark.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ class ExportModule(tf.Module):
         self.temperature = float(temperature)
         self._sampler = Sampler(model, "cached", jit=xla, groups=groups)
         c = self.config
-        frames = tf.TensorSpec([None, None, c.image_size, c.image_size, c.channels], tf.uint8)
+        frames = tf.TensorSpec([None, None, *c.frame_shape], tf.uint8)
         vectors = [tf.TensorSpec([None, None, d], tf.float32) for d in (c.action_dim, c.state_dim) if d]
         names = [n for n, d in (("actions", c.action_dim), ("states", c.state_dim)) if d]
         sample_spec = [frames, tf.TensorSpec([2], tf.int32), tf.TensorSpec([], tf.int32), *vectors]
@@ -56,6 +57,16 @@ class ExportModule(tf.Module):
         sample_fn, log_prob_fn = _SIGNATURE_FUNCTIONS[tuple(names)]
         self.sample = tf.function(sample_fn(self), input_signature=sample_spec)
         self.log_prob = tf.function(log_prob_fn(self), input_signature=log_prob_spec)
+
+    def _check_frames(self, name, shape):
+        """The check that `name`'s frames (`shape`: its dynamic shape) are the config's: a loaded signature does not
+        hold callers to its static [None, None, H, W, C] spec, and a frame of another shape (a transposed one
+        included, which has as many pixels) would fail deep inside the graph, if at all."""
+        h, w, ch = self.config.frame_shape
+        return _assert(
+            tf.reduce_all(tf.equal(shape[-3:], [h, w, ch])),
+            f"{name} must be uint8 [batch, time, {h}, {w}, {ch}]: frames {h} high and {w} wide with {ch} channel(s)",
+        )
 
     def _check_vectors(self, inputs, batch, frames, checks):
         c = self.config
@@ -77,6 +88,7 @@ class ExportModule(tf.Module):
         context, seed, num_frames = inputs["context"], inputs["seed"], inputs["num_frames"]
         shape = tf.shape(context)
         checks = [
+            self._check_frames("context", shape),
             _assert(tf.greater_equal(shape[1], 1), "context must be uint8 [batch, time >= 1, H, W, C]"),
             _assert(tf.greater_equal(num_frames, 1), "num_frames must be >= 1"),
             _assert(tf.less_equal(num_frames, 1000), "num_frames must be <= 1000"),
@@ -98,11 +110,12 @@ class ExportModule(tf.Module):
         video = inputs["video"]
         shape = tf.shape(video)
         checks = [
+            self._check_frames("video", shape),
             _assert(
                 tf.greater(shape[1], c.context_frames),
                 f"video must be uint8 [batch, time > {c.context_frames}, H, W, C]: context_frames={c.context_frames} "
                 "frames are given and at least one is predicted",
-            )
+            ),
         ]
         self._check_vectors(inputs, shape[0], shape[1], checks)
         with tf.control_dependencies(checks):
@@ -193,3 +206,22 @@ def export(model, export_dir: str, xla: bool = False, temperature: float = 1.0, 
     with open(os.path.join(export_dir, "assets.extra", "vpn_tf_export.json"), "w") as f:
         json.dump({"groups": module._sampler.groups, "xla": xla, "temperature": temperature}, f)
     return export_dir
+
+
+def signature_sampler(signature):
+    """A loaded SavedModel's `sample` signature as a function (context, num_frames, seed, actions, states) -> uint8
+    frames of numpy inputs, like `Sampler.sample` (actions cut to the frames sampled)."""
+
+    def fn(context, num_frames, seed, actions=None, states=None):
+        kw = {
+            "context": tf.constant(context),
+            "seed": tf.constant(seed, tf.int32),
+            "num_frames": tf.constant(num_frames, tf.int32),
+        }
+        if actions is not None:
+            kw["actions"] = tf.constant(actions[:, : context.shape[1] + num_frames])
+        if states is not None:
+            kw["states"] = tf.constant(states)
+        return signature(**kw)["frames"].numpy()
+
+    return fn

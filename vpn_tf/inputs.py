@@ -33,7 +33,7 @@ def validate_video(video, config: VPNConfig, min_frames: int | None = None):
     if video.dtype not in _INTEGER_DTYPES:
         raise ValueError(f"video must have dtype uint8. Received: dtype={video.dtype.name}")
     shape = _static_shape(video)
-    expected = (None, None, config.image_size, config.image_size, config.channels)
+    expected = (None, None, *config.frame_shape)
     if shape is None or len(shape) != 5:
         raise ValueError(
             f"video must have rank 5 [batch, time, height, width, channels] = {_fmt(expected)}. Received: shape={shape}"

@@ -196,28 +196,58 @@ def cpu_pushing_sim_baseline() -> VPNConfig:
     return cpu_pushing_sim().replace(model="baseline")
 
 
-# What the test presets share: 8 x 8 frames, two blocks each side, a few thousand parameters.
-_TINY_SCALE = dict(
-    image_size=8,
-    encoder_blocks=2,
-    decoder_blocks=2,
-    encoder_dilations=(1, 2),
-    lstm_channels=8,
-    top_channels=12,
-    first_kernel_size=3,
-    num_frames=4,
-    context_frames=2,
-    batch_size=2,
-    steps=3,
-    eval_every=2,
-    eval_sequences=4,
-    checkpoint_every=1,
-)
+@preset("paper")
+def bair_robot_pushing_small_paper() -> VPNConfig:
+    """The §6.1 VPN on TFDS's `bair_robot_pushing_small` (Ebert et al. 2017; 64 x 64 `image_main` frames, 4-d
+    actions, 3-d end-effector positions as states; its train split's last 5% for validation). Not the paper's data
+    (Finn et al.'s Robotic Pushing), so its figures are not the paper's; same widths and frame protocol."""
+    return robot_pushing_paper().replace(
+        dataset="tfds",
+        tfds_name="bair_robot_pushing_small",
+        tfds_features="video=image_main,actions=action,states=endeffector_pos",
+        tfds_splits="train=train[:95%],validation=train[95%:],test=test",
+        action_dim=4,
+        state_dim=3,
+    )
+
+
+@preset("cpu")
+def cpu_bair_robot_pushing_small() -> VPNConfig:
+    """`bair_robot_pushing_small_paper` at the CPU presets' widths."""
+    return bair_robot_pushing_small_paper().replace(top_channels=96, **_CPU_SCALE)
+
+
+@preset("cpu")
+def videos() -> VPNConfig:
+    """Your own videos, converted by `python -m datasets.videos` (`--data_dir DIR`): the CPU presets' widths, a
+    256-way softmax per colour, 2 context frames and 10 predicted, as for pushing. Frame height, width and
+    channels and action and state sizes come from the directory's metadata unless given (`--height` ...)."""
+    # channels=1 until the data says otherwise, so that grey data may ask for the sigmoid output (`--output sigmoid`)
+    # before the metadata is read.
+    return cpu_pushing_sim().replace(
+        dataset="videos",
+        data_dir="",
+        channels=1,
+        action_dim=0,
+        state_dim=0,
+        num_frames=12,
+        eval_num_frames=12,
+    )
+
+
+@preset("cpu")
+def moving_mnist_tfds() -> VPNConfig:
+    """Moving MNIST from TFDS's `moving_mnist` (its one split, test: the standard `mnist_test_seq.npy` sequences),
+    for evaluating the Moving MNIST models (`evaluate.py --data_config moving_mnist_tfds`); no training split."""
+    return cpu_moving_mnist().replace(
+        dataset="tfds", tfds_name="moving_mnist", tfds_features="video=image_sequence", tfds_splits="test=test"
+    )
 
 
 # What the test presets share: 8 x 8 frames, two blocks each side, a few thousand parameters.
 _TINY_SCALE = dict(
-    image_size=8,
+    height=8,
+    width=8,
     encoder_blocks=2,
     decoder_blocks=2,
     encoder_dilations=(1, 2),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 
@@ -50,3 +52,28 @@ def side_by_side(videos: list[np.ndarray], gap: int = 2, fill: int = 128) -> np.
             parts += [v[k], np.full((h, gap, c), fill, np.uint8)]
         out.append(np.concatenate(parts[:-1], axis=1))
     return np.stack(out)
+
+
+def write_samples(out: str, truth: np.ndarray, context: np.ndarray, samples, scale: int = 2) -> list[str]:
+    """Writes `OUT/grid.png` (per sequence: the true video, then every sample's context + continuation under it, as
+    in the paper's Fig. 4/5/7) and `OUT/sequence_B.gif` (truth | samples side by side, the truth padded with black
+    past its end). Returns the paths.
+
+    Args:
+        truth: uint8 `[B, T, H, W, C]`, context included (may be shorter than context + continuation).
+        context: uint8 `[B, T_ctx, H, W, C]`.
+        samples: `[model][sample]` -> uint8 `[B, T_gen, H, W, C]` continuations.
+    """
+    os.makedirs(out, exist_ok=True)
+    rows, paths = [], []
+    for b in range(len(truth)):
+        full = [np.concatenate([context[b], per_model[s][b]]) for per_model in samples for s in range(len(per_model))]
+        rows += [truth[b], *full]
+        padded = truth[b]
+        if len(padded) < len(full[0]):
+            padded = np.concatenate([padded, np.zeros_like(full[0][len(padded) :])])
+        paths.append(os.path.join(out, f"sequence_{b}.gif"))
+        save_gif(paths[-1], side_by_side([padded, *full]), scale=scale)
+    paths.insert(0, os.path.join(out, "grid.png"))
+    save_png(paths[0], video_grid(rows), scale=scale)
+    return paths

@@ -100,11 +100,11 @@ class VideoPixelNetwork(keras.Model):
     def build(self, input_shape=None):
         """Builds every weight from the config alone (height, width and channels are fixed by it)."""
         c = self.config
-        s = c.image_size
-        frame = (None, s, s, c.channels)
+        hh, ww = c.height, c.width
+        frame = (None, hh, ww, c.channels)
         self.encoder.build(frame)
-        self.core.build((None, None, s, s, 2 * c.hidden))
-        context = (None, s, s, c.context_channels)
+        self.core.build((None, None, hh, ww, 2 * c.hidden))
+        context = (None, hh, ww, c.context_channels)
         if c.model == "vpn":
             self.decoder.build(frame, context)
         else:
@@ -133,7 +133,13 @@ class VideoPixelNetwork(keras.Model):
         else:
             video, actions, states = inputs, None, None
         c = self.config
-        s, ch = c.image_size, c.channels
+        hh, ww, ch = c.frame_shape
+        static = tuple(video.shape)
+        if len(static) != 5 or any(s is not None and s != e for s, e in zip(static[2:], c.frame_shape, strict=True)):
+            # The reshapes below would read a transposed frame (as many pixels) as one of the config's shape.
+            raise ValueError(
+                f"video must be [batch, time, {hh}, {ww}, {ch}] (height, width, channels). Received: {static}"
+            )
         batch, frames = ops.shape(video)[0], ops.shape(video)[1]
         n_ctx = c.context_frames
         if isinstance(frames, int) and frames <= n_ctx:
@@ -145,23 +151,23 @@ class VideoPixelNetwork(keras.Model):
         predicted = frames - n_ctx
 
         # Encoders see F_0 .. F_{T-2}: the last frame is never context for anything.
-        past = ops.reshape(x[:, :-1], (-1, s, s, ch))
+        past = ops.reshape(x[:, :-1], (-1, hh, ww, ch))
         past_cond = None if cond is None else ops.reshape(cond[:, :-1], (-1, c.condition_dim))
         encoded = self.encoder(past, condition=past_cond)
-        encoded = ops.reshape(encoded, (batch, frames - 1, s, s, 2 * c.hidden))
-        states_seq = self.core(encoded)  # [batch, T-1, s, s, L]; entry t-1 summarises F_0..F_{t-1}.
+        encoded = ops.reshape(encoded, (batch, frames - 1, hh, ww, 2 * c.hidden))
+        states_seq = self.core(encoded)  # [batch, T-1, H, W, L]; entry t-1 summarises F_0..F_{t-1}.
         context = states_seq[:, n_ctx - 1 :]
         if c.decoder_past_frames:
             context = ops.concatenate([context, self._past_pixels(x, n_ctx)], axis=-1)
-        context = ops.reshape(context, (-1, s, s, c.context_channels))
+        context = ops.reshape(context, (-1, hh, ww, c.context_channels))
 
         dec_cond = None if cond is None else ops.reshape(cond[:, n_ctx:], (-1, c.condition_dim))
         if c.model == "vpn":
-            current = ops.reshape(x[:, n_ctx:], (-1, s, s, ch))
+            current = ops.reshape(x[:, n_ctx:], (-1, hh, ww, ch))
             logits = self.decoder(current, context, condition=dec_cond)
         else:
             logits = self.decoder(context, condition=dec_cond)
-        return ops.reshape(logits, (batch, predicted, s, s, ch, c.num_classes))
+        return ops.reshape(logits, (batch, predicted, hh, ww, ch, c.num_classes))
 
     def _past_pixels(self, x, first):
         """`[batch, T - first, H, W, k * C]`: for each frame t >= first, the scaled pixels of frames t-1 .. t-k

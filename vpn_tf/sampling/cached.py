@@ -58,8 +58,8 @@ class _Conv:
     def window_width(self) -> int:
         return self.r * self.cin
 
-    def empty_cache(self, batch, size):
-        return tf.zeros([size + self.r, size + 2 * self.r, batch, self.cin], self.dtype) if self.r else None
+    def empty_cache(self, batch, height, width):
+        return tf.zeros([height + self.r, width + 2 * self.r, batch, self.cin], self.dtype) if self.r else None
 
     def _plus_bias(self, out):
         return out if self.bias is None else tf.nn.bias_add(out, self.bias)
@@ -77,10 +77,10 @@ class _Conv:
 
     # --- row loop ---
 
-    def above(self, cache, i, size):
+    def above(self, cache, i, width):
         """The bias (if any) plus the taps on rows i - r .. i - 1 for every pixel of row i: `[W, B, cout]` (r > 0)."""
         strip = tf.slice(cache, [i, 0, 0, 0], [self.r, -1, -1, -1])  # [r, W + 2r, B, cin]
-        shifted = tf.stack([strip[:, w : w + size] for w in range(self.k)], axis=1)  # [r, k, W, B, cin]
+        shifted = tf.stack([strip[:, w : w + width] for w in range(self.k)], axis=1)  # [r, k, W, B, cin]
         out = tf.einsum("hkwbc,hkcd->wbd", shifted, self.above_kernel)
         return out if self.bias is None else out + self.bias
 
@@ -280,13 +280,13 @@ class CachedDecoder:
         With `return_logits`, also returns the float32 logits `[B, H, W, C, K]` each dimension was drawn from (for
         tests and diagnostics: they must equal the teacher-forced conditionals on the sampled video)."""
         c = self.config
-        size, ch = c.image_size, c.channels
+        height, width, ch = c.frame_shape
         batch = tf.shape(h)[0]
         context = tf.cast(h, self.dtype)
         cond = None if cond_t is None else tf.cast(cond_t, self.dtype)
         record = self._record(context, cond, batch)
-        frame = tf.zeros(tf.stack([size, size, batch, ch]), tf.uint8)
-        drawn_from = tf.TensorArray(tf.float32, size=size * size if return_logits else 0)
+        frame = tf.zeros(tf.stack([height, width, batch, ch]), tf.uint8)
+        drawn_from = tf.TensorArray(tf.float32, size=height * width if return_logits else 0)
         loop = self._pixel_loop if self.loop == "pixel" else self._row_loop
         frame, drawn_from = loop(
             frame, drawn_from, record, context, cond, seed_t, temperature, batch, batch_offset, return_logits
@@ -294,17 +294,18 @@ class CachedDecoder:
         frame = tf.transpose(frame, [2, 0, 1, 3])
         if not return_logits:
             return frame
-        logits = tf.reshape(drawn_from.stack(), tf.stack([size, size, batch, ch, c.num_classes]))
+        logits = tf.reshape(drawn_from.stack(), tf.stack([height, width, batch, ch, c.num_classes]))
         return frame, tf.transpose(logits, [2, 0, 1, 3, 4])
 
     def _pixel_loop(self, frame, drawn_from, record, context, cond, seed_t, temperature, batch, offset, keep_logits):
-        c, size = self.config, self.config.image_size
+        c = self.config
+        height, width = c.height, c.width
         recorder, spatial, packed, widths, constants = record
-        caches = [conv.empty_cache(batch, size) for conv in recorder.convs]
+        caches = [conv.empty_cache(batch, height, width) for conv in recorder.convs]
         slots = [k for k, cache in enumerate(caches) if cache is not None]
 
         def body(index, frame, drawn_from, *live):
-            i, j = index // size, index % size
+            i, j = index // width, index % width
             pieces = tf.split(packed[i, j], widths, axis=-1) if packed is not None else []
             all_caches = [None] * len(caches)
             for k, cache in zip(slots, live, strict=True):
@@ -322,7 +323,7 @@ class CachedDecoder:
             return (index + 1, frame, drawn_from, *[stepper.caches[k] for k in slots])
 
         out = tf.while_loop(
-            lambda index, *_: index < size * size,
+            lambda index, *_: index < height * width,
             body,
             (tf.constant(0), frame, drawn_from, *[caches[k] for k in slots]),
             parallel_iterations=1,
@@ -330,10 +331,11 @@ class CachedDecoder:
         return out[1], out[2]
 
     def _row_loop(self, frame, drawn_from, record, context, cond, seed_t, temperature, batch, offset, keep_logits):
-        c, size, ch = self.config, self.config.image_size, self.config.channels
+        c = self.config
+        height, width, ch = c.frame_shape
         recorder, spatial, packed, widths, constants = record
         convs = recorder.convs
-        caches = [conv.empty_cache(batch, size) for conv in convs]
+        caches = [conv.empty_cache(batch, height, width) for conv in convs]
         slots = [k for k, cache in enumerate(caches) if cache is not None]
         window_widths = [convs[k].window_width for k in slots]
         packed_kernels, unpack = _pack([conv.centre_kernel for conv in convs])
@@ -343,11 +345,11 @@ class CachedDecoder:
             # Everything of row i that does not depend on its own pixels, as one [W, B, D] tensor: the spatial
             # convolutions' taps on the rows above (biases included) and the frame maps' row; per pixel, one
             # gather and one split hand every layer its piece.
-            aboves = [convs[k].above(cache, i, size) for k, cache in zip(slots, live, strict=True)]
+            aboves = [convs[k].above(cache, i, width) for k, cache in zip(slots, live, strict=True)]
             row_terms = tf.concat(aboves + ([packed[i]] if packed is not None else []), axis=-1)
-            noise_row = draw_noise(c, pixel_noise(c, seed_t, i * size + tf.range(size), batch, offset))
-            values = tf.TensorArray(tf.uint8, size=size, element_shape=[None, ch])
-            inputs = tf.TensorArray(self.dtype, size=size, element_shape=[None, sum(window_widths)])
+            noise_row = draw_noise(c, pixel_noise(c, seed_t, i * width + tf.range(width), batch, offset))
+            values = tf.TensorArray(tf.uint8, size=width, element_shape=[None, ch])
+            inputs = tf.TensorArray(self.dtype, size=width, element_shape=[None, sum(window_widths)])
             window = tf.zeros(tf.stack([batch, sum(window_widths)]), self.dtype)  # the left "same" padding
 
             def pixel_body(j, values, drawn_from, inputs, window):
@@ -366,13 +368,13 @@ class CachedDecoder:
                 stepper.current[0] = full  # the frame's input at the pixel, every colour known
                 values = values.write(j, pixel_values)
                 if keep_logits:
-                    drawn_from = drawn_from.write(i * size + j, used)
+                    drawn_from = drawn_from.write(i * width + j, used)
                 pieces = [p for k in slots for p in convs[k].next_window(windows[k], stepper.current[k])]
                 window = tf.concat(pieces, axis=1) if pieces else window
                 return j + 1, values, drawn_from, inputs.write(j, window), window
 
             _, values, drawn_from, inputs, _ = tf.while_loop(
-                lambda j, *_: j < size,
+                lambda j, *_: j < width,
                 pixel_body,
                 (tf.constant(0), values, drawn_from, inputs, window),
                 parallel_iterations=1,
@@ -386,7 +388,7 @@ class CachedDecoder:
             return (i + 1, frame, drawn_from, *live)
 
         out = tf.while_loop(
-            lambda i, *_: i < size,
+            lambda i, *_: i < height,
             row_body,
             (tf.constant(0), frame, drawn_from, *[caches[k] for k in slots]),
             parallel_iterations=1,

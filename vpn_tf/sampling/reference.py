@@ -16,14 +16,14 @@ def naive_frame(model, h, cond_t, seed_t, temperature, rows=None):
     `rows` limits generation to the first rows (benchmarks time a few rows and scale); the rest stay 0.
     """
     c = model.config
-    size, ch = c.image_size, c.channels
+    height, width, ch = c.frame_shape
     batch = int(h.shape[0])
-    frame = np.zeros([batch, size, size, ch], np.uint8)
+    frame = np.zeros([batch, height, width, ch], np.uint8)
     decoder = _compiled_decoder(model)
     dec_cond = None if cond_t is None else tf.cast(cond_t, model.compute_dtype)
     context = tf.cast(h, model.compute_dtype)
-    for index in range((rows or size) * size):
-        i, j = index // size, index % size
+    for index in range((rows or height) * width):
+        i, j = index // width, index % width
         noise = pixel_noise(c, seed_t, index, batch)
         for colour in range(ch):
             logits = decoder(tf.constant(frame), context, dec_cond)
@@ -48,7 +48,6 @@ def baseline_frame(model, h, cond_t, seed_t, temperature):
     dec_cond = None if cond_t is None else tf.cast(cond_t, model.compute_dtype)
     logits = model.decoder(tf.cast(h, model.compute_dtype), condition=dec_cond)  # [B, H, W, C, K]
     batch = tf.shape(h)[0]
-    size = c.image_size
-    noise = pixel_noise(c, seed_t, tf.range(size * size), batch)  # [H*W, B, C, K]
-    noise = tf.transpose(tf.reshape(noise, [size, size, batch, c.channels, c.num_classes]), [2, 0, 1, 3, 4])
+    noise = pixel_noise(c, seed_t, tf.range(c.height * c.width), batch)  # [H*W, B, C, K]
+    noise = tf.transpose(tf.reshape(noise, [c.height, c.width, batch, c.channels, c.num_classes]), [2, 0, 1, 3, 4])
     return draw(c, logits, noise, temperature)

@@ -105,7 +105,7 @@ class Sampler:
         offsets = [tf.add_n(sizes[:g]) if g else tf.constant(0) for g in range(groups)]
         hs = tf.split(h, tf.stack(sizes))
         cs = [None] * groups if cond_t is None else tf.split(cond_t, tf.stack(sizes))
-        empty = tf.zeros([0, c.image_size, c.image_size, c.channels], tf.uint8)
+        empty = tf.zeros([0, *c.frame_shape], tf.uint8)
         parts = []
         for g in range(groups):
 
@@ -138,7 +138,7 @@ class Sampler:
         batch, n_ctx = tf.shape(context)[0], tf.shape(context)[1]
         conds = frame_conditions(c, actions, states, n_ctx + num_frames, batch)
         h, cc = self.temporal.run(context, None if conds is None else conds[:, :n_ctx])
-        frames = tf.TensorArray(tf.uint8, size=num_frames, element_shape=[None, c.image_size, c.image_size, c.channels])
+        frames = tf.TensorArray(tf.uint8, size=num_frames, element_shape=[None, *c.frame_shape])
 
         def body(k, h, cc, recent, frames):
             t = n_ctx + k

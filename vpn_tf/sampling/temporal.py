@@ -42,7 +42,7 @@ class TemporalState:
 
     def zeros(self, batch):
         c = self.config
-        z = tf.zeros([batch, c.image_size, c.image_size, c.lstm_channels], self.model.compute_dtype)
+        z = tf.zeros([batch, c.height, c.width, c.lstm_channels], self.model.compute_dtype)
         return z, z
 
     def step(self, state, frame, cond_t):

@@ -13,10 +13,16 @@
 from vpn_tf.training.errors import TrainingError
 from vpn_tf.training.evaluation import (
     Evaluator,
+    compare,
     evaluate,
     paired_difference,
+    per_frame_lines,
+    per_frame_lower_bound,
+    per_frame_report,
     per_frame_values,
     per_sequence_values,
+    summary_lines,
+    unit,
 )
 from vpn_tf.training.loop import (
     continuation_sampler,
@@ -59,6 +65,7 @@ __all__ = [
     "batch_log_prob",
     "check_compatible",
     "check_workdir",
+    "compare",
     "continuation_sampler",
     "create_train_state",
     "evaluate",
@@ -73,9 +80,14 @@ __all__ = [
     "paired_difference",
     "per_example_loss",
     "per_example_nats",
+    "per_frame_lines",
+    "per_frame_lower_bound",
+    "per_frame_report",
     "per_frame_values",
     "per_sequence_values",
     "restore_model",
+    "summary_lines",
     "train_and_evaluate",
+    "unit",
     "write_config",
 ]

@@ -151,3 +151,70 @@ def evaluate(
     repeatedly keeps an `Evaluator`.
     """
     return Evaluator(config, model, strategy, batch_size)(dataset, progress)
+
+
+def per_frame_lower_bound(dataset, context_frames: int) -> np.ndarray:
+    """Eq. 5's lower bound of each predicted frame of grey-level videos, averaged over an unbatched dataset:
+    float64 `[T_pred]` (nats per frame)."""
+    sums, n = 0.0, 0
+    for batch in dataset.batch(64):
+        entropy = distributions.per_frame(distributions.binary_entropy(batch["video"][:, context_frames:]))
+        sums, n = sums + np.sum(entropy.numpy().astype(np.float64), axis=0), n + len(entropy)
+    return sums / n
+
+
+def per_frame_report(config: VPNConfig, model: keras.Model, dataset, batch_size: int | None = None) -> dict:
+    """The metric of each predicted frame over the sequences: {"frame": 1-based frame numbers, "mean", "stderr"
+    (None for a single sequence)} plus "lower_bound" per frame for sigmoid (grey-level) configs."""
+    values = per_frame_values(config, model, dataset, batch_size)
+    first = config.context_frames + 1
+    means, spread = mean_and_stderr(values, axis=0)
+    rows = {
+        "frame": list(range(first, first + values.shape[1])),
+        "mean": [float(v) for v in means],
+        "stderr": [None if np.isnan(v) else float(v) for v in np.atleast_1d(spread)],
+    }
+    if config.output == "sigmoid":
+        rows["lower_bound"] = [float(v) for v in per_frame_lower_bound(dataset, config.context_frames)]
+    return rows
+
+
+def compare(config, model, dataset, other_config, other, other_dataset, batch_size: int | None = None) -> dict:
+    """Two models on the same sequences: {metric: the other's mean, "difference": this minus that, and its paired
+    "difference_stderr"}. A ValueError when the datasets do not hold the same number of sequences."""
+    mine = per_sequence_values(config, model, dataset, batch_size)
+    theirs = per_sequence_values(other_config, other, other_dataset, batch_size)
+    diff, stderr = paired_difference(mine, theirs)
+    return {metric_name(config): float(theirs.mean()), "difference": diff, "difference_stderr": stderr}
+
+
+def unit(config: VPNConfig) -> str:
+    """The metric's unit as printed: "nats/frame" or "nats/dim"."""
+    return metric_name(config).replace("_per_", "/")
+
+
+def summary_lines(config: VPNConfig, split: str, metrics: dict) -> list[str]:
+    """What `evaluate.py` prints first: the metric with its standard error (and lower bound), then per colour."""
+    name = metric_name(config)
+    line = f"{config.name} {split}: {metrics[name]:.3f} {unit(config)}"
+    line += f" (standard error {metrics[name + '_stderr']:.3f}, {metrics['count']} sequences)"
+    if "lower_bound" in metrics:
+        line += f"; lower bound {metrics['lower_bound']:.2f}"
+    if "binary_inputs_seed" in metrics:
+        line += f"; the network read binary frames drawn with seed {metrics['binary_inputs_seed']}"
+    lines = [line]
+    if f"{name}_channel" in metrics:
+        per = zip("RGB", metrics[f"{name}_channel"], metrics[f"{name}_channel_stderr"], strict=False)
+        lines.append("per colour: " + ", ".join(f"{k} {m:.3f} (se {e:.3f})" for k, m, e in per))
+    return lines
+
+
+def per_frame_lines(config: VPNConfig, rows: dict) -> list[str]:
+    """`per_frame_report` as printed lines."""
+    bound = "lower_bound" in rows
+    lines = [f"per predicted frame ({unit(config)}, mean +- standard error" + (", lower bound" if bound else "") + "):"]
+    for t, frame in enumerate(rows["frame"]):
+        se = f" +- {rows['stderr'][t]:.3f}" if rows["stderr"][t] is not None else ""
+        bound_text = f"  (bound {rows['lower_bound'][t]:.2f})" if bound else ""
+        lines.append(f"  frame {frame}: {rows['mean'][t]:.3f}{se}{bound_text}")
+    return lines
