@@ -1,93 +1,16 @@
 """Export a trained VPN as a SavedModel for TF Serving:
 `python export.py --workdir DIR --export_dir BASE/NAME/VERSION [--xla]`.
 
-Signatures `sample`, `log_prob` and `serving_default` (= sample); see vpn_tf/exporting.py and the README for the
-REST requests. `--untrained --config PRESET` exports freshly initialised weights (for trying out serving).
+The command lives in vpn_tf/commands/export.py (`vpn-export` once installed);
+`python export.py --help` lists its flags.
 """
 
-import argparse
-import json
 import os
-import subprocess
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # this checkout's vpn_tf and datasets/
 
-from vpn_tf import cli  # noqa: E402
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--workdir", default=None, help="a train.py working directory (latest checkpoint)")
-    parser.add_argument("--checkpoint", default=None, help="a specific checkpoint path inside --workdir")
-    parser.add_argument("--export_dir", required=True, help="TF Serving layout: BASE/MODEL_NAME/VERSION (a number)")
-    parser.add_argument("--xla", action="store_true", help="XLA-compile the sampler's pixel loop (BENCHMARKS.md)")
-    parser.add_argument("--temperature", type=float, default=1.0, help="sampling temperature baked into `sample`")
-    parser.add_argument(
-        "--serving_device",
-        default="cpu",
-        choices=["cpu", "gpu"],
-        help="what the server runs on (default cpu). gpu: one row group (--groups 1) unless told otherwise",
-    )
-    parser.add_argument(
-        "--groups",
-        type=int,
-        default=None,
-        help="row groups whose pixel loops `sample` runs concurrently: the server's cores on a CPU server (default: "
-        "this machine's usable cores, <= 8), 1 on a GPU server (more only multiplies its kernel launches per pixel)",
-    )
-    parser.add_argument("--untrained", action="store_true", help="export fresh weights of --config instead")
-    parser.add_argument("--config", default=None, help="preset for --untrained")
-    args = cli.parse_known(parser, argv)
-    if not os.path.basename(os.path.normpath(args.export_dir)).isdigit():
-        raise SystemExit(
-            f"error: --export_dir must end in a numeric version directory (TF Serving); got {args.export_dir}"
-        )
-    if args.temperature <= 0:
-        raise SystemExit(f"error: --temperature must be > 0; got {args.temperature}")
-    if args.groups is not None and args.groups < 1:
-        raise SystemExit(f"error: --groups must be >= 1; got {args.groups}")
-
-    if args.serving_device == "gpu":
-        if args.groups is None:
-            args.groups = 1
-        elif args.groups > 1:
-            print(
-                f"warning: --groups {args.groups} with --serving_device gpu: a GPU runs the batch as one loop; "
-                f"{args.groups} groups launch {args.groups}x the kernels per pixel. Use --groups 1",
-                file=sys.stderr,
-            )
-        if args.xla:
-            print(
-                "warning: TF Serving's GPU images have failed to run XLA-marked SavedModels ('Could not find "
-                "compiler for platform CUDA', tensorflow/serving#2214, #2217); try the export on your server first",
-                file=sys.stderr,
-            )
-
-    from vpn_tf import build_model, exporting, get_config, training
-
-    try:
-        if args.untrained:
-            if not args.config:
-                raise SystemExit("error: --untrained needs --config PRESET")
-            model = build_model(get_config(args.config))
-        elif args.workdir:
-            _, model = training.restore_model(args.workdir, args.checkpoint)
-        else:
-            raise SystemExit("error: pass --workdir DIR (or --untrained --config PRESET)")
-        path = exporting.export(model, args.export_dir, xla=args.xla, temperature=args.temperature, groups=args.groups)
-    except (training.TrainingError, ValueError, FileExistsError) as e:
-        raise SystemExit(f"error: {e}") from None
-    with open(os.path.join(path, "assets.extra", "vpn_tf_export.json")) as f:
-        baked = json.load(f)
-    print(f"SavedModel written to {path} (`sample` runs {baked['groups']} row group(s); xla={baked['xla']})")
-    cmd = ["saved_model_cli", "show", "--dir", path, "--tag_set", "serve", "--signature_def", "sample"]
-    try:
-        print(subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout)
-    except (OSError, subprocess.TimeoutExpired):
-        pass
-
+from vpn_tf.commands.export import main  # noqa: E402
 
 if __name__ == "__main__":
     main()

@@ -84,8 +84,11 @@ def peak_memory_mb(device: str) -> tuple[float, str]:
 
 
 def machine() -> dict:
+    """The machine and software a record was measured on (every benchmark record carries it, and BENCHMARKS.md's
+    header is built from it). Cheap: /proc and sysconf reads, plus TensorFlow, which every benchmark imports anyway."""
     import tensorflow as tf
 
+    gpus = tf.config.list_physical_devices("GPU")
     cpu = platform.processor() or "unknown"
     try:
         with open("/proc/cpuinfo") as f:
@@ -98,11 +101,41 @@ def machine() -> dict:
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
+        # The cores this process may run on: fewer than `cores` under `taskset` or a cgroup cpuset, and the
+        # timings depend on these, not on the host's count.
+        "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "memory_gib": memory_gib(),
         "tensorflow": tf.__version__,
         "python": platform.python_version(),
         "onednn": onednn_enabled(),
-        "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
+        # TensorFlow decides oneDNN from the CPU unless this is set, so the header says which of the two it was.
+        "tf_enable_onednn_opts": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
+        "gpus": [d.name for d in gpus],
+        "gpu_models": [_gpu_model(tf, d) for d in gpus],
     }
+
+
+def _gpu_model(tf, device) -> str:
+    """The GPU's model name (e.g. "NVIDIA A100-SXM4-40GB"), or its device name where TensorFlow gives no details."""
+    try:
+        return tf.config.experimental.get_device_details(device).get("device_name", device.name)
+    except Exception:  # builds and device kinds without details; the name still identifies the device
+        return device.name
+
+
+def memory_gib() -> float | None:
+    """The host's physical memory in GiB (MemTotal of /proc/meminfo; sysconf where there is no /proc)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return round(int(line.split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    try:
+        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def onednn_enabled() -> bool:

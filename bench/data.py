@@ -1,4 +1,4 @@
-"""Data rates: the Moving MNIST training stream vs what training of `cpu_moving_mnist` consumes (target >= 20x).
+"""Data rates: the Moving MNIST training stream vs what training of `cpu_moving_mnist` consumes (reference point: 20x).
 
 `python -m bench.data [--batches N]` prints JSON lines.
 """
@@ -69,7 +69,7 @@ def main(argv=None):
             {
                 "bench": "data/pushing_sim",
                 "frames_per_second_one_core": round(sim, 1),
-                "target_frames_per_second_per_core": 100,
+                "reference_frames_per_second_per_core": 100,
                 **machine(),
             }
         ),
@@ -79,7 +79,7 @@ def main(argv=None):
                 "stream_sequences_per_s": round(stream, 1),
                 "training_consumes_sequences_per_s": round(train, 3),
                 "ratio": round(stream / train, 1),
-                "target_ratio": 20,
+                "reference_ratio": 20,
                 **machine(),
             }
         ),

@@ -110,19 +110,20 @@ def paper(name="moving_mnist_paper", precisions=("float32", "bfloat16")):
     return records
 
 
-def gpu_table(records) -> str:
-    """The README's per-accelerator memory table from `paper()`'s records (JSON lines of `--paper`).
+def gpu_table(records, cores: str = "one core") -> str:
+    """The per-accelerator memory table (BENCHMARKS.md) from `paper()`'s records (JSON lines of `--paper`).
 
     Per 20-frame sequence: without remat, the affine model's 19 e + 10 d; with remat the peak does not follow that
     model (recomputation buffers come and go), so the measured 20-frame peak minus the fixed part of the same
     precision without remat (weights, gradients, optimizer slots and runtime do not depend on remat) stands for one
     sequence: an upper bound, since part of that peak is transient. Largest batch = (memory - fixed) // per sequence.
+    `cores` names what the step times ran on (the shipped records ran pinned to one core; `bench.run` passes its own).
     """
     rows = [r for r in records if r.get("bench", "").startswith("memory_paper/")]
     fixed = {(r["bench"], r["precision"]): r["fixed_mb"] for r in rows if not r["remat"]}
     out = [
         "| preset | precision | remat | peak MB, 1 sequence of 20 frames (this CPU) | MB per sequence | fixed MB "
-        "| largest batch per 40 GB | per 80 GB | s/step at 15 frames (one core) |",
+        f"| largest batch per 40 GB | per 80 GB | s/step at 15 frames ({cores}) |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
@@ -145,14 +146,18 @@ def gpu_table(records) -> str:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--full", action="store_true")
-    parser.add_argument("--paper", action="store_true", help="only the paper-scale remat rows (slow: ~30 min)")
+    parser.add_argument(
+        "--paper",
+        action="store_true",
+        help="only the paper-scale rows, with and without remat (slow: 14 fresh processes at the paper's widths)",
+    )
     parser.add_argument(
         "--config",
         default="moving_mnist_paper",
         help="the paper-scale preset for --paper (robot_pushing_paper: the pushing head, 1536 top channels, 3 x 256 "
         "logits, with actions and states)",
     )
-    parser.add_argument("--table", metavar="JSONL", help="print the README's accelerator table from --paper output")
+    parser.add_argument("--table", metavar="JSONL", help="print the per-accelerator memory table from --paper output")
     args = parser.parse_args(argv)
     if args.table:
         with open(args.table) as f:

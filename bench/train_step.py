@@ -14,7 +14,7 @@ kind of work. Utilisation = step GFLOP/s / micro-benchmark GFLOP/s; the two are 
 keeps its fastest round (`bench.common.interleaved`), so a noisy neighbour cannot favour one side of the ratio.
 
 `python -m bench.train_step [--config cpu_moving_mnist] [--batch 4] [--frames 20] [--precision float32|bfloat16]
-[--jit]` prints one JSON line.
+[--xla]` prints one JSON line.
 """
 
 from __future__ import annotations
@@ -73,10 +73,12 @@ def run(config_name, batch, frames, precision="float32", jit=False, repeats=3, o
     step, flops, config = train_step_fn(config_name, batch, frames, precision, jit, overrides)
     c = config.hidden
     frames_encoded = batch * (frames - 1)
-    # The reference convolution runs in the step's compute precision (bfloat16 convolutions are ~2x faster here).
+    # The reference convolution runs in the step's compute precision: where oneDNN has bfloat16 kernels they are
+    # several times faster than float32 ones (BENCHMARKS.md's micro-benchmark column), so a float32 reference would
+    # overstate a bfloat16 step's utilisation.
     micro, micro_flops = conv_microbenchmark(frames_encoded, config.height, config.width, c, 4 * c, dtype=precision)
     # Timed in turn, round by round, so both sides of the ratio see the same machine (see `interleaved`). The
-    # micro-benchmark is repeated to last about as long as a step (at most ~10 s: XLA steps take minutes here), so
+    # micro-benchmark is repeated to last about as long as a step (capped at ~10 s for slow steps), so
     # neither side's fastest round is a short lucky window that the other could not have had.
     first = interleaved({"step": step, "micro": micro}, repeats=1, warmup=1)
     calls = max(1, round(min(first["step"], 10.0) / first["micro"]))
@@ -120,11 +122,11 @@ def main(argv=None):
     parser.add_argument("--frames", type=int, default=20)
     parser.add_argument("--context_frames", type=int, default=None)
     parser.add_argument("--precision", default="float32", choices=["float32", "bfloat16"])
-    parser.add_argument("--jit", action="store_true")
+    parser.add_argument("--xla", action="store_true", help="XLA-compile the step (as train.py --xla)")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
     overrides = {"context_frames": args.context_frames} if args.context_frames else {}
-    return [run(args.config, args.batch, args.frames, args.precision, args.jit, args.repeats, overrides)]
+    return [run(args.config, args.batch, args.frames, args.precision, args.xla, args.repeats, overrides)]
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@ pushing, and the shared TFRecord video format.
 
 This folder is named like Hugging Face's `datasets` package. It is importable from a checkout of this repository
 (`python train.py` and the tests put the repository root first on `sys.path`, so `import datasets` finds this folder
-even where the other package is installed) and is never installed by `pip install .`, so it cannot shadow the other
-package in a user's environment.
+even where the other package is installed). `pip install .` installs it inside the package, as `vpn_tf.datasets`
+(setup.py), never as a top-level `datasets`, so it cannot shadow the other package in a user's environment; its
+modules import each other relatively, so they work under either name.
 """
 
 import os as _os

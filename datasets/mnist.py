@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from datasets import ROOT
+from . import ROOT
 
 DEFAULT_DIR = os.path.join(ROOT, "mnist")
 

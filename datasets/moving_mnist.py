@@ -32,10 +32,11 @@ import sys
 import numpy as np
 import tensorflow as tf
 
-from datasets import mnist
-from datasets import tfrecord as tfr
 from vpn_tf.rng import ALG
 from vpn_tf.stats import mean_and_stderr
+
+from . import mnist
+from . import tfrecord as tfr
 
 FRAME_SIZE = 64
 DIGIT_SIZE = 28

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from datasets import moving_mnist, robot_pushing, tfds_videos, videos
 from vpn_tf import distributions
 from vpn_tf.config import VPNConfig
 from vpn_tf.rng import ALG
+
+from . import moving_mnist, robot_pushing, tfds_videos, videos
 
 VALIDATION_SEED = 7_041_977  # even seeds of MNIST *train* digits: disjoint from the training stream's odd seeds
 _BINARY_SALT = 0x42494E  # keeps the binarisation keys apart from the other uses of a run's seed
@@ -44,6 +45,11 @@ def splits(config: VPNConfig) -> tuple[str, ...]:
     if config.dataset in ("moving_mnist", "videos", "tfds"):
         return ("train", "validation", "test")
     return ("train", "validation", "test_seen", "test_novel")
+
+
+def default_split(config: VPNConfig) -> str:
+    """The split evaluation and sampling read unless told: the benchmark's test split ("test_seen" for pushing)."""
+    return splits(config)[2]
 
 
 def _check_split(config, split):
@@ -193,7 +199,7 @@ def _context_states(config, ex):
 
 def _check_videos(config):
     """A converted directory must have the config's channels and vectors (frame sizes are resized to fit)."""
-    from datasets.tfrecord import DataError
+    from .tfrecord import DataError
 
     info = videos.data_info(config.data_dir)
     for field in ("channels", "action_dim", "state_dim"):

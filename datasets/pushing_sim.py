@@ -249,8 +249,8 @@ def encode_sequence(frames, actions, states, quality: int = 95) -> bytes:
     """A record in the Robotic Pushing schema (JPEG frames via Pillow: deterministic and TensorFlow-free)."""
     from PIL import Image
 
-    from datasets.example_proto import example_bytes
-    from datasets.robot_pushing import ACTION_KEY, IMAGE_KEY, STATE_KEY
+    from .example_proto import example_bytes
+    from .robot_pushing import ACTION_KEY, IMAGE_KEY, STATE_KEY
 
     for name, values in (("actions", actions), ("states", states)):
         bad = np.argwhere(~np.isfinite(np.asarray(values, np.float64)))
@@ -325,7 +325,7 @@ def generate(
 
 
 def contact_sheet(path: str, split: str = "train", seed: int = 0, num: int = 4, every: int = 2) -> None:
-    """A PNG of `num` sequences (rows), every `every`-th frame, as shown in the README."""
+    """A PNG of `num` sequences (rows), every `every`-th frame, as shown in docs/data.md."""
     from vpn_tf.visualize import save_png, video_grid
 
     simulator = Simulator()

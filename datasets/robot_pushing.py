@@ -23,7 +23,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from datasets import tfrecord as tfr
+from . import tfrecord as tfr
 
 IMAGE_SIZE = 64
 VECTOR_DIM = 5
@@ -114,30 +114,47 @@ def decode_push_example(serialized, filename, sequence_length: int, image_shape=
         spec[ACTION_KEY.format(i)] = tf.io.VarLenFeature(tf.float32)
         spec[STATE_KEY.format(i)] = tf.io.VarLenFeature(tf.float32)
     ex = tf.io.parse_single_example(serialized, spec)
-    checks, frames, actions, states = [], [], [], []
-    for i in range(sequence_length):
-        jpeg = ex[IMAGE_KEY.format(i)]
-        is_jpeg = tf.io.is_jpeg(jpeg)
-        checks.append((tf.strings.length(jpeg) > 0, f"feature {IMAGE_KEY.format(i)}: missing"))
-        checks.append((is_jpeg, f"feature {IMAGE_KEY.format(i)}: not JPEG bytes"))
-        # Only decode bytes that look like JPEG, so that skip_bad can drop the record instead of failing the map.
-        safe = tf.where(is_jpeg, jpeg, tf.io.encode_jpeg(tf.zeros([1, 1, 3], tf.uint8)))
-        image = tf.io.decode_jpeg(safe, channels=3)
-        if image_shape is not None:
-            ok_shape = tf.reduce_all(tf.shape(image)[:2] == tf.constant(list(image_shape)))
-            checks.append(
-                (ok_shape | ~is_jpeg, f"feature {IMAGE_KEY.format(i)}: image is not {tuple(image_shape)} (h, w)")
-            )
-        frames.append(preprocess_frame(image))
-        for key, store in ((ACTION_KEY.format(i), actions), (STATE_KEY.format(i), states)):
-            v = tf.sparse.to_dense(ex[key])
-            checks.append((tf.size(v) == VECTOR_DIM, f"feature {key}: missing or not {VECTOR_DIM} floats"))
-            checks.append((tf.reduce_all(tf.math.is_finite(v)), f"feature {key}: NaN or Inf"))
-            store.append(tf.pad(v, [[0, tf.maximum(0, VECTOR_DIM - tf.size(v))]])[:VECTOR_DIM])
+    checks, actions, states = [], [], []
+    jpegs = tf.stack([ex[IMAGE_KEY.format(i)] for i in range(sequence_length)])
+    is_jpeg = tf.io.is_jpeg(jpegs)
+    present = tf.strings.length(jpegs) > 0
+    # Only decode bytes that look like JPEG, so that skip_bad can drop the record instead of failing the map.
+    safe = tf.where(is_jpeg, jpegs, tf.io.encode_jpeg(tf.zeros([1, 1, 3], tf.uint8)))
+
+    def decode(jpeg):
+        image = tf.io.decode_jpeg(jpeg, channels=3)
+        return preprocess_frame(image), tf.shape(image)[:2]
+
+    # One decode traced once for all frames (a loop over frames in Python would trace 20 copies of it, which made
+    # building every pipeline take seconds).
+    frames, shapes = tf.map_fn(
+        decode,
+        safe,
+        fn_output_signature=(tf.TensorSpec([IMAGE_SIZE, IMAGE_SIZE, 3], tf.uint8), tf.TensorSpec([2], tf.int32)),
+    )
+
+    def every_frame(ok, problem):
+        """One check for all frames, naming the first failing frame's feature (one assertion per frame would
+        trace hundreds of them)."""
+        names = tf.constant([problem.format(i) for i in range(sequence_length)])
+        return tf.reduce_all(ok), tf.gather(names, tf.argmin(tf.cast(ok, tf.int32)))
+
+    checks.append(every_frame(present, f"feature {IMAGE_KEY}: missing"))
+    checks.append(every_frame(is_jpeg, f"feature {IMAGE_KEY}: not JPEG bytes"))
+    if image_shape is not None:
+        ok_shape = tf.reduce_all(shapes == tf.constant(list(image_shape)), axis=1) | ~is_jpeg
+        checks.append(every_frame(ok_shape, f"feature {IMAGE_KEY}: image is not {tuple(image_shape)} (h, w)"))
+    for key, store in ((ACTION_KEY, actions), (STATE_KEY, states)):
+        values = [tf.sparse.to_dense(ex[key.format(i)]) for i in range(sequence_length)]
+        sizes = tf.stack([tf.size(v) for v in values])
+        finite = tf.stack([tf.reduce_all(tf.math.is_finite(v)) for v in values])
+        checks.append(every_frame(sizes == VECTOR_DIM, f"feature {key}: missing or not {VECTOR_DIM} floats"))
+        checks.append(every_frame(finite, f"feature {key}: NaN or Inf"))
+        store.extend(tf.pad(v, [[0, tf.maximum(0, VECTOR_DIM - tf.size(v))]])[:VECTOR_DIM] for v in values)
 
     def build(ok):
         del ok  # placeholders are well-formed either way; the caller drops the bad ones
-        return {"video": tf.stack(frames), "actions": tf.stack(actions), "states": tf.stack(states)}
+        return {"video": frames, "actions": tf.stack(actions), "states": tf.stack(states)}
 
     return tfr._checked(checks, filename, skip_bad, build)
 

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from datasets import tfrecord as tfr
 from vpn_tf.config import VPNConfig, parse_mapping
 from vpn_tf.rng import ALG
+
+from . import tfrecord as tfr
 
 SHUFFLE_BUFFER = 1024
 _WINDOW_SALT = 13

@@ -38,7 +38,7 @@ import shutil
 
 import numpy as np
 
-from datasets import tfrecord as tfr
+from . import tfrecord as tfr
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mov", ".mkv", ".avi", ".m4v")
 GIF_EXTENSIONS = (".gif",)

@@ -15,6 +15,13 @@ import tensorflow as tf  # noqa: E402
 tf.config.experimental.enable_tensor_float_32_execution(False)
 
 
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto` (pyproject.toml): one worker per usable core, at most 4. Each worker is a process of its own with
+    TensorFlow loaded (~1 GB), and most tests are small kernels dominated by Python, so more cores than workers
+    gain little while memory grows with every worker."""
+    return max(1, min(4, len(os.sched_getaffinity(0))))
+
+
 @pytest.fixture(autouse=True)
 def _reset_keras_state():
     """Every test starts from the float32 policy and a fixed seed."""

@@ -12,9 +12,12 @@ from bench.train_step import run
 from vpn_tf import get_config
 from vpn_tf.cost import forward_macs_per_frame, training_flops_per_sequence
 
-pytestmark = pytest.mark.large  # fresh processes, shipped checkpoints or benchmarks: `pytest -m large`
+# Marked one by one: the tests that start fresh processes, use shipped checkpoints or run benchmarks are large
+# (`pytest -m large`); the report tests at the end fake every benchmark and run by default.
+large = pytest.mark.large
 
 
+@large
 def test_interleaved_alternates_the_functions_and_keeps_each_ones_fastest_round():
     calls = []
     fns = {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}
@@ -23,6 +26,7 @@ def test_interleaved_alternates_the_functions_and_keeps_each_ones_fastest_round(
     assert set(best) == {"a", "b"} and all(0 <= v < float("inf") for v in best.values())
 
 
+@large
 def test_train_step_benchmark_reports_consistent_ratios_on_the_tiny_preset():
     # big enough that the rounded GFLOP/s figures keep two digits
     overrides = {"hidden": 16, "height": 16, "width": 16}
@@ -44,6 +48,7 @@ def test_train_step_benchmark_reports_consistent_ratios_on_the_tiny_preset():
     assert record["memory_source"] == "host_vmhwm" and record["peak_memory_mb"] > 0
 
 
+@large
 def test_accelerator_memory_table_from_paper_records():
     from bench.memory import gpu_table
 
@@ -61,6 +66,7 @@ def test_accelerator_memory_table_from_paper_records():
     assert "| robot_pushing_paper | float32 | no | 11,264 (model) | 10,240 | 2,048 | 3 | 7 | 3.0 |" == rows[4]
 
 
+@large
 def test_memory_full_measures_the_quick_points_and_then_the_rest(monkeypatch):
     from bench import memory
 
@@ -83,6 +89,7 @@ def test_memory_full_measures_the_quick_points_and_then_the_rest(monkeypatch):
     assert measured == memory.QUICK
 
 
+@large
 def test_serving_latency_table_times_every_way_in_fresh_processes(tmp_path):
     """`bench.sampling --serving` on a tiny trained workdir: every way x batch x frames timed, and the table's
     per-frame figures and ratios are computed from those times."""
@@ -112,6 +119,7 @@ def test_serving_latency_table_times_every_way_in_fresh_processes(tmp_path):
     assert [json.loads(line) for line in lines] == records
 
 
+@large
 def test_context_ablation_zeroes_only_the_decoders_context():
     """With the context zeroed, a model's likelihood no longer depends on the past frames at all (the baseline's on
     nothing), while without it it does; the decoder's own method is back afterwards."""
@@ -144,6 +152,7 @@ def test_context_ablation_zeroes_only_the_decoders_context():
         np.testing.assert_array_equal(model.log_prob(video).numpy(), full)
 
 
+@large
 def test_action_rotation_and_the_motion_split():
     """Rotated actions belong to the next sequence (the last gets the first's), nothing else changes; the motion
     mask marks exactly the dimensions whose pixel changed; `score` splits the model's nats over them."""
@@ -188,6 +197,7 @@ def test_action_rotation_and_the_motion_split():
     assert out["nats_per_frame"] == pytest.approx(per_sequence.mean())
 
 
+@large
 def test_context_ablation_main_reports_the_ablation_with_its_paired_difference(tmp_path):
     """`python -m bench.context_ablation` on a one-step tiny run (no actions, so no rotation): the zeroed context,
     its paired difference with the sign of ablated minus as trained."""
@@ -228,6 +238,7 @@ def test_context_ablation_main_reports_the_ablation_with_its_paired_difference(t
     assert diff["stderr"] >= 0 and 0 <= full["moving_fraction"] <= 1
 
 
+@large
 def test_memory_is_read_from_the_gpu_allocator_when_a_gpu_is_visible(monkeypatch):
     import tensorflow as tf
 
@@ -249,3 +260,176 @@ def test_memory_is_read_from_the_gpu_allocator_when_a_gpu_is_visible(monkeypatch
     assert common.peak_memory_mb(device) == (3.0, "gpu_allocator_peak")
     assert calls == [("reset", "GPU:0"), ("read", "GPU:0")]
     assert common.machine()["gpus"] == ["/physical_device:GPU:0"]
+
+
+MACHINE = {
+    "cpu": "Test CPU 9000",
+    "cores": 2,
+    "cores_usable": 2,
+    "memory_gib": 23.4,
+    "tensorflow": "2.99.0",
+    "python": "3.11.7",
+    "onednn": True,
+    "tf_enable_onednn_opts": None,
+    "gpus": [],
+    "gpu_models": [],
+}
+
+
+def _fake_records(module, args, env):
+    """Small records of the fields bench.run renders, per benchmark and arguments (no benchmark is run)."""
+    from bench.sampling import WAYS
+
+    device = "/cpu:0" if env else "/gpu:0"  # bench.run hides GPUs from the CPU sections through env
+    if module == "train_step":
+        name = "moving_mnist_paper" if "moving_mnist_paper" in args else "cpu_moving_mnist"
+        precision = "bfloat16" if "bfloat16" in args else "float32"
+        return [
+            {
+                "bench": f"train_step/{name}",
+                "precision": precision,
+                "xla": "--xla" in args,
+                "utilisation": 0.7,
+                "seconds_per_step": 3.0,
+                "device": device,
+                "peak_memory_mb": 123,
+            }
+        ]
+    if module == "sampling" and "--serving" in args:
+        ways = [w for w in WAYS if w != "export_compared"]
+        # seconds grow with the frames, so every per-added-frame figure and ratio is defined
+        return [
+            {
+                "bench": "sampling_serving",
+                "way": w,
+                "batch": b,
+                "frames": f,
+                "seconds": 0.1 * b * (f + k + 1),
+                "first_call_seconds": 1.0,
+            }
+            for k, w in enumerate(ways)
+            for b in (1, 16)
+            for f in (1, 10)
+        ]
+    if module == "sampling":
+        return [{"bench": "sampling/cpu_moving_mnist", "batch": 16, "xla": True, "naive_over_cached": 1500.0}]
+    if module == "data":
+        return [
+            {"bench": "data/pushing_sim", "frames_per_second_one_core": 80.0},
+            {"bench": "data/moving_mnist_stream", "ratio": 1000.0},
+        ]
+    if module == "memory" and "--paper" in args:
+        common = {"bench": "memory_paper/moving_mnist_paper", "precision": "float32", "seconds_per_step_15_frames": 3.0}
+        return [
+            {
+                **common,
+                "remat": False,
+                "fixed_mb": 1024,
+                "per_sequence_20_frames_mb": 10240,
+                "predicted_peak_mb_20_frames": 11264,
+            },
+            {**common, "remat": True, "fixed_mb": 999, "measured_peak_mb_20_frames": 4096},
+        ]
+    if module == "memory":
+        return [{"bench": "memory/cpu_moving_mnist", "batch": 2, "frames": 20, "peak_rss_mb": 2684}]
+    raise AssertionError(f"bench.run ran an unexpected benchmark: {module} {args}")
+
+
+def _fake_suite(monkeypatch, machine=MACHINE, override=None):
+    """bench.run with every benchmark faked: returns the list of (module, args, env) it ran."""
+    from bench import common
+    from bench import run as bench_run
+
+    calls = []
+
+    def fake_run(module, *args, env=None):
+        calls.append((module, args, env))
+        if override and (module, args) in override:
+            return override[module, args]
+        return _fake_records(module, args, env)
+
+    monkeypatch.setattr(bench_run, "_run", fake_run)
+    monkeypatch.setattr(common, "machine", lambda: dict(machine))
+    return calls
+
+
+SECTIONS = [
+    "## Training step: FLOP utilisation",
+    "## Sampling (",
+    "## Served sampling latency",
+    "## Data",
+    "## Memory: peak resident memory",
+    "## Memory at paper scale",
+    "## GPU",
+]
+
+
+@pytest.mark.parametrize("gpus", [[], ["/physical_device:GPU:0"]])
+def test_full_report_is_whole_and_names_the_machine(tmp_path, monkeypatch, gpus):
+    """`bench.run --full` writes every section from this run's records, the machine in the header, a GPU section
+    (measured when a GPU is present, otherwise a line saying so), and no process words."""
+    import datetime
+    import re
+
+    from bench import run as bench_run
+    from bench.sampling import WAYS, serving_table
+
+    machine = {**MACHINE, "gpus": gpus, "gpu_models": ["Test GPU" for _ in gpus]}
+    calls = _fake_suite(monkeypatch, machine)
+    out = tmp_path / "BENCHMARKS.md"
+    bench_run.main(["--full", "--out", str(out)])
+    text = out.read_text()
+
+    positions = [text.find(heading) for heading in SECTIONS]
+    assert all(p >= 0 for p in positions), [h for h, p in zip(SECTIONS, positions, strict=True) if p < 0]
+    head = text[: positions[0]]
+    for fact in ("Test CPU 9000, 2 cores", "23.4 GiB", "| oneDNN | on (TF_ENABLE_ONEDNN_OPTS unset", "2.99.0"):
+        assert fact in head, fact
+    assert "| TensorFlow |" in head and "| Python | 3.11.7 |" in head
+    assert "target" not in text.lower()
+    assert re.findall(r"\d{4}-\d{2}-\d{2}", text) == [datetime.date.today().isoformat()]  # only the run's date
+
+    # The serving section is the table of the run's own serving records, with its command.
+    assert ("sampling", bench_run.SERVING, bench_run.CPU_ONLY) in calls
+    serving = _fake_records("sampling", bench_run.SERVING, bench_run.CPU_ONLY)
+    assert serving_table(serving, [1, 16], [1, 10]) in text
+    assert f"\npython -m bench.sampling {' '.join(bench_run.SERVING)}\n" in text  # its command, to rerun it
+    assert all(label in text for way, label in WAYS.items() if way != "export_compared")
+    assert "memory_paper/" not in text and "| moving_mnist_paper | float32 | yes | 4,096 (measured) |" in text
+
+    gpu_calls = [c for c in calls if c[2] is None]
+    if gpus:
+        assert "## GPU: training step" in text and "/physical_device:GPU:0 (Test GPU)" in text
+        assert gpu_calls and all(module == "train_step" for module, _, _ in gpu_calls)
+        assert "| /gpu:0 | 123 |" in text
+    else:
+        assert "GPUs were not measured: TensorFlow saw none on this machine." in text
+        assert "| GPUs | none |" in head
+        assert not gpu_calls  # every benchmark ran with GPUs hidden
+
+
+def test_quick_report_leaves_the_full_sections_out_and_missing_records_are_errors(tmp_path, monkeypatch):
+    from bench import run as bench_run
+
+    calls = _fake_suite(monkeypatch)
+    out = tmp_path / "quick.md"
+    bench_run.main(["--out", str(out)])
+    text = out.read_text()
+    assert "## Served sampling latency" not in text and "## Memory at paper scale" not in text
+    assert "## Training step" in text and "## Memory: peak resident memory" in text
+    assert not any("--serving" in args or "--paper" in args for _, args, _ in calls)
+
+    # A benchmark that printed nothing, or serving records short of a cell: the error names the command.
+    _fake_suite(monkeypatch, override={("sampling", bench_run.SERVING): []})
+    with pytest.raises(RuntimeError, match=r"python -m bench\.sampling --serving .* printed no records"):
+        bench_run.main(["--full", "--out", str(tmp_path / "full.md")])
+    partial = _fake_records("sampling", bench_run.SERVING, bench_run.CPU_ONLY)[1:]
+    _fake_suite(monkeypatch, override={("sampling", bench_run.SERVING): partial})
+    with pytest.raises(RuntimeError, match=r"bench\.sampling --serving .* no record for .*'in_process_xla', 1, 1"):
+        bench_run.main(["--full", "--out", str(tmp_path / "full.md")])
+    # Records measured in another environment than the header's (here: oneDNN off) are refused.
+    other = [{**r, "onednn": False} for r in _fake_records("data", (), bench_run.CPU_ONLY)]
+    _fake_suite(monkeypatch, override={("data", ("--batches", "20")): other})
+    with pytest.raises(RuntimeError, match="disagree with this machine on onednn"):
+        bench_run.main(["--out", str(tmp_path / "quick.md")])
+    assert not (tmp_path / "full.md").exists()

@@ -41,7 +41,16 @@ def test_evaluate_py_reproduces_the_results_md_number(tmp_path):
 
 def test_sample_py_runs_on_the_shipped_model_without_arguments(tmp_path):
     out = run_script(
-        "sample.py", "--num_sequences", "2", "--num_samples", "1", "--num_frames", "2", "--out", tmp_path, check=True
+        "sample.py",
+        "--num_sequences",
+        "2",
+        "--num_samples",
+        "1",
+        "--generate_frames",
+        "2",
+        "--out",
+        tmp_path,
+        check=True,
     )
     # The default is the binary-input VPN (its samples keep their ink, RESULTS.md), not evaluate.py's grey one.
     assert os.path.join("pretrained", "cpu_moving_mnist_binarized") in out.stdout

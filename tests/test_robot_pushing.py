@@ -269,6 +269,7 @@ def test_pipelines_name_the_split_directory_they_miss(tmp_path):
         pipelines.eval_dataset(config.replace(data_dir=""), "test_seen", 2)
 
 
+@pytest.mark.large  # subprocesses
 def test_cli_converts_robot_pushing(tmp_path):
     from datasets import robot_pushing as rp
     from datasets import tfrecord as tfr

@@ -278,6 +278,12 @@ def test_bad_sampling_inputs():
         s.sample(ctx, 1, states=kw["states"])
     with pytest.raises(ValueError, match="temperature"):
         s.sample(ctx, 1, temperature=0.0, **kw)
+    # Vectors given to a model that takes none are refused, not silently ignored.
+    _, plain, plain_ctx, _ = _setup("tiny")
+    for name in ("actions", "states"):
+        vectors = {name: np.zeros((plain_ctx.shape[0], plain_ctx.shape[1] + 1, 2), np.float32)}
+        with pytest.raises(ValueError, match=f"{name} were given, but tiny is not conditioned on {name}"):
+            Sampler(plain).sample(plain_ctx, 1, **vectors)
 
 
 def test_ink_ratio_per_predicted_frame():

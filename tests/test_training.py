@@ -347,7 +347,7 @@ def test_evaluation_across_replicas_is_exact_and_traced_once(data_parallel):
 
 @pytest.mark.large
 def test_xla_step_on_two_replicas_through_train_py(tmp_path):
-    out = _train(tmp_path, "--steps", "2", "--cpu_devices", "2", "--jit", "--eval_every", "100")
+    out = _train(tmp_path, "--steps", "2", "--cpu_devices", "2", "--xla", "--eval_every", "100")
     assert "nats_per_frame=" in out.stdout
 
 
@@ -382,7 +382,7 @@ def _free_ports(n):
 
 
 def _start_workers(workdir, *flags):
-    """Two train.py workers of one MultiWorkerMirroredStrategy cluster on loopback (as the README describes)."""
+    """Two train.py workers of one MultiWorkerMirroredStrategy cluster on loopback (as docs/training.md describes)."""
     ports = _free_ports(2)
     cluster = {"worker": [f"localhost:{p}" for p in ports]}
     procs = []
@@ -683,7 +683,7 @@ def test_evaluation_reports_nats_per_dim_per_colour_for_rgb():
 
 
 def test_evaluation_of_the_binary_reading_scores_binary_inputs_against_grey_levels():
-    """`eval_dataset(..., binary_seed)` through the Evaluator (what `evaluate.py --binary_inputs` runs) equals
+    """`eval_dataset(..., binary_seed)` through the Evaluator (what `evaluate.py --binarize_inputs` runs) equals
     scoring the drawn frames by hand, and differs from the grey reading."""
     from datasets import pipelines
     from vpn_tf import distributions as D

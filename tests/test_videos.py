@@ -303,6 +303,7 @@ def _convert_command(*args):
     return subprocess.run(cmd, env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.large  # subprocesses
 def test_command_line_errors_name_the_problem(tmp_path):
     out = _convert_command(tmp_path / "missing.npy", "--out", tmp_path / "d", "--split", "train")
     assert out.returncode != 0 and "missing.npy: no such file or folder" in out.stderr

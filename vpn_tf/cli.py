@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import re
 
-from vpn_tf.config import VPNConfig
+from vpn_tf.config import VPNConfig, field_doc
 from vpn_tf.presets import get_config, preset_names
 
 _TRUE, _FALSE = ("1", "true", "yes"), ("0", "false", "no")
@@ -34,19 +35,83 @@ def _parse_value(field: dataclasses.Field, text: str):
     return type(default)(text)
 
 
+def _expected(field: dataclasses.Field) -> str:
+    """What a --FIELD flag accepts, for its error message."""
+    if field.metadata.get("choices"):
+        return "one of " + ", ".join(field.metadata["choices"])
+    if isinstance(field.default, bool):
+        return "true/false, yes/no or 1/0"
+    if isinstance(field.default, tuple):
+        return "comma-separated ints"
+    return type(field.default).__name__
+
+
+def _field_help(field: dataclasses.Field) -> str:
+    """The first sentence of the field's docstring (`vpn_tf.config.field_doc`) and its default's kind."""
+    doc = field_doc(field.name)
+    # A sentence ends at ". " before a capital or a quote ("Eq. 5" and "e.g. x" do not end one).
+    first = re.split(r"(?<=\.)\s+(?=[A-Z\"`(])", doc, maxsplit=1)[0]
+    # argparse formats help with %-style substitution: a literal percent sign must be doubled.
+    return first.replace("%", "%%")
+
+
+def presets_help() -> str:
+    """The presets by kind, the test presets marked as such."""
+    kinds = {"paper": "paper", "cpu": "CPU-scale", "test": "test suite only (tiny, untrained-quality)"}
+    return "; ".join(f"{label}: {', '.join(preset_names(kind))}" for kind, label in kinds.items() if preset_names(kind))
+
+
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """--config NAME plus one --FIELD flag per `VPNConfig` field (all default to the preset's value)."""
-    parser.add_argument("--config", default=None, help=f"preset name; one of: {', '.join(preset_names())}")
-    group = parser.add_argument_group("config overrides (default: the preset's value)")
+    """--config NAME plus one --FIELD flag per `VPNConfig` field (all default to the preset's value), each with the
+    first sentence of the field's docstring as help and, for enumerated fields, its choices."""
+    parser.add_argument("--config", default=None, metavar="PRESET", help=f"preset name. {presets_help()}")
+    group = parser.add_argument_group("config overrides (default: the preset's value; vpn_tf/config.py documents each)")
     for f in dataclasses.fields(VPNConfig):
         if f.name == "name":
             continue
-        kind = "comma-separated ints" if isinstance(f.default, tuple) else type(f.default).__name__
         if isinstance(f.default, bool):  # `--remat` alone means true; `--remat false` also works
-            group.add_argument(f"--{f.name}", default=None, nargs="?", const="true", metavar="BOOL", help="(bool)")
+            group.add_argument(
+                f"--{f.name}", default=None, nargs="?", const="true", metavar="BOOL", help=_field_help(f)
+            )
+        elif f.metadata.get("choices"):
+            group.add_argument(f"--{f.name}", default=None, choices=f.metadata["choices"], help=_field_help(f))
         else:
-            group.add_argument(f"--{f.name}", default=None, metavar=kind.upper(), help=f"({kind})")
-    group.add_argument("--image_size", default=None, metavar="INT", help="(int) square frames: sets height and width")
+            kind = "ints" if isinstance(f.default, tuple) else type(f.default).__name__
+            group.add_argument(f"--{f.name}", default=None, metavar=kind.upper(), help=_field_help(f))
+    group.add_argument("--image_size", default=None, metavar="INT", help="square frames: sets height and width")
+
+
+def add_seed_flag(parser: argparse.ArgumentParser, what: str) -> None:
+    """--seed INT, the one seed of everything random in a command (`what` says what it seeds)."""
+    parser.add_argument("--seed", type=int, default=0, metavar="INT", help=f"seed of {what} (default 0)")
+
+
+def add_xla_flag(parser: argparse.ArgumentParser, what: str) -> None:
+    """--xla (every command's XLA switch; train.py's earlier name `--jit` still works, unlisted)."""
+    parser.add_argument("--xla", action="store_true", help=what)
+    parser.add_argument("--jit", dest="xla", action="store_true", help=argparse.SUPPRESS)
+
+
+def add_checkpoint_flags(parser: argparse.ArgumentParser, default_workdir: str | None = None) -> None:
+    """--workdir DIR (a train.py working directory) and --checkpoint PATH (default: its latest)."""
+    default = f" (default: the shipped model {default_workdir})" if default_workdir else ""
+    parser.add_argument("--workdir", default=None, help=f"a train.py working directory{default}")
+    parser.add_argument(
+        "--checkpoint",
+        default=None,
+        metavar="PATH",
+        help="a checkpoint inside --workdir, e.g. DIR/checkpoints/ckpt-800 (default: the latest)",
+    )
+
+
+def add_split_flag(parser: argparse.ArgumentParser, what: str) -> None:
+    """--split NAME; default None, which `vpn_tf.commands.resolve_split` turns into the dataset's test split."""
+    parser.add_argument(
+        "--split",
+        default=None,
+        metavar="NAME",
+        help=f"{what}: validation or a test split (default: the dataset's test split: test; test_seen for pushing)",
+    )
 
 
 def config_from_args(args: argparse.Namespace, default_preset: str) -> VPNConfig:
@@ -63,8 +128,7 @@ def config_from_args(args: argparse.Namespace, default_preset: str) -> VPNConfig
             try:
                 overrides[f.name] = _parse_value(f, value)
             except ValueError:
-                expected = "true/false, yes/no or 1/0" if isinstance(f.default, bool) else type(f.default).__name__
-                raise SystemExit(f"error: --{f.name} expects {expected}, got {value!r}") from None
+                raise SystemExit(f"error: --{f.name} expects {_expected(f)}, got {value!r}") from None
     if getattr(args, "image_size", None) is not None:
         try:
             overrides["image_size"] = int(args.image_size)
@@ -87,8 +151,12 @@ def add_data_flags(parser: argparse.ArgumentParser) -> None:
         help="read the data of this preset (its data fields), e.g. videos with --data_dir, or moving_mnist_tfds",
     )
     for f in _data_fields():
-        kind = type(f.default).__name__
-        group.add_argument(f"--{f.name}", default=None, metavar=kind.upper(), help=f"({kind})")
+        if f.metadata.get("choices"):
+            group.add_argument(f"--{f.name}", default=None, choices=f.metadata["choices"], help=_field_help(f))
+        else:
+            group.add_argument(
+                f"--{f.name}", default=None, metavar=type(f.default).__name__.upper(), help=_field_help(f)
+            )
 
 
 def _data_fields():
@@ -120,7 +188,7 @@ def with_data_flags(config: VPNConfig, args: argparse.Namespace) -> VPNConfig:
             try:
                 overrides[f.name] = _parse_value(f, value)
             except ValueError:
-                raise SystemExit(f"error: --{f.name} expects {type(f.default).__name__}, got {value!r}") from None
+                raise SystemExit(f"error: --{f.name} expects {_expected(f)}, got {value!r}") from None
     try:
         return config.replace(**overrides) if overrides else config
     except ValueError as e:

@@ -12,6 +12,7 @@ Reference: Kalchbrenner et al., "Video Pixel Networks", ICML 2017, §5.1 and §6
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 
 MODEL_KINDS = ("vpn", "baseline")
@@ -26,10 +27,11 @@ NUM_INTENSITIES = 256  # 8-bit pixels: a softmax over 256 raw values, never 255.
 GROUPS = ("data", "architecture", "training")
 
 
-def _field(default, group: str, checkpoint: bool = False):
+def _field(default, group: str, checkpoint: bool = False, choices: tuple[str, ...] | None = None):
     """A config field with its group in the dataclass metadata: "data" (what is read), "architecture" (what the
-    weights are), "training" (how they are fitted). `checkpoint`: a data field a checkpoint is tied to as well."""
-    return dataclasses.field(default=default, metadata={"group": group, "checkpoint": checkpoint})
+    weights are), "training" (how they are fitted). `checkpoint`: a data field a checkpoint is tied to as well.
+    `choices`: the values an enumerated field may take (the command line offers them)."""
+    return dataclasses.field(default=default, metadata={"group": group, "checkpoint": checkpoint, "choices": choices})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,7 +42,7 @@ class VPNConfig:
     """Preset name the config was derived from (informational)."""
 
     # --- Data layout -------------------------------------------------------------------------------------------
-    dataset: str = _field("moving_mnist", "data")
+    dataset: str = _field("moving_mnist", "data", choices=DATASETS)
     """Which data pipeline trains this config: one of `DATASETS` ("videos": a directory written by
     `python -m datasets.videos`; "tfds": a prepared TFDS dataset, see `tfds_name`)."""
     height: int = _field(64, "data", checkpoint=True)
@@ -71,9 +73,9 @@ class VPNConfig:
     "train=SPLIT,validation=SPLIT,test=SPLIT"; a split left out cannot be read."""
 
     # --- Architecture ------------------------------------------------------------------------------------------
-    model: str = _field("vpn", "architecture")
+    model: str = _field("vpn", "architecture", choices=MODEL_KINDS)
     """"vpn" (PixelCNN decoders, §3.2) or "baseline" (unmasked CNN decoders that do not see frame t, §3.3)."""
-    block: str = _field("rmb", "architecture")
+    block: str = _field("rmb", "architecture", choices=BLOCK_KINDS)
     """Residual block kind: "rmb" (Eq. 4) or "relu" (bottleneck residual block of He et al. 2016)."""
     hidden: int = _field(128, "architecture")
     """c: channels inside the blocks; block inputs and outputs have 2c channels (§4.2)."""
@@ -91,7 +93,7 @@ class VPNConfig:
     """Channels of the topmost decoder layer before the output (768 Moving MNIST, 1536 pushing)."""
     first_kernel_size: int = _field(7, "architecture")
     """Kernel of the decoder's type-A masked input layer. Not stated in the paper; 7x7 as in PixelCNN."""
-    context_wiring: str = _field("every_block", "architecture")
+    context_wiring: str = _field("every_block", "architecture", choices=CONTEXT_WIRINGS)
     """How the ConvLSTM context enters the PixelCNN decoder (the paper does not say). "every_block": an unmasked
     `context_kernel_size` convolution of the context is added to the input of every decoder block and of the output
     head, as conditional PixelCNN (van den Oord et al. 2016) conditions every layer; the context depends on past
@@ -110,7 +112,7 @@ class VPNConfig:
     widths the ConvLSTM state keeps where a digit is better than its shape (RESULTS.md); the last frames hold the
     shape at full resolution, and two of them hold the local motion. They depend on past frames only, so causality
     is untouched. Frames before the video's first are read as black."""
-    output: str = _field("sigmoid", "architecture")
+    output: str = _field("sigmoid", "architecture", choices=OUTPUT_KINDS)
     """"sigmoid": one logit per pixel against grey-level targets (Moving MNIST only, Eq. 5);
     "softmax": 256 logits per colour channel."""
     binarize_inputs: bool = _field(False, "training")
@@ -286,6 +288,25 @@ ARCHITECTURE_FIELDS = tuple(
     for f in dataclasses.fields(VPNConfig)
     if f.metadata.get("group") == "architecture" or f.metadata.get("checkpoint")
 )
+
+
+def field_doc(name: str) -> str:
+    """The docstring written under field `name` in `VPNConfig` (the attribute docstrings are not kept at run time,
+    so they are read from this module's source)."""
+    return _field_docs()[name]
+
+
+@functools.cache
+def _field_docs() -> dict[str, str]:
+    import ast
+    import inspect
+
+    body = ast.parse(inspect.getsource(VPNConfig)).body[0].body
+    docs = {}
+    for node, after in zip(body, body[1:], strict=False):
+        if isinstance(node, ast.AnnAssign) and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant):
+            docs[node.target.id] = " ".join(str(after.value.value).split())
+    return docs
 
 
 def field_names() -> tuple[str, ...]:

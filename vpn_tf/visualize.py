@@ -54,26 +54,137 @@ def side_by_side(videos: list[np.ndarray], gap: int = 2, fill: int = 128) -> np.
     return np.stack(out)
 
 
-def write_samples(out: str, truth: np.ndarray, context: np.ndarray, samples, scale: int = 2) -> list[str]:
+# Colours of the labelled pictures: the divider and border that mark predicted frames, and the label text.
+PREDICTED = (230, 60, 40)
+TEXT = (255, 255, 255)
+BACKGROUND = (40, 40, 40)
+
+
+def _font(size: int):
+    from PIL import ImageFont
+
+    return ImageFont.load_default(size=size)  # bundled with Pillow: nothing is downloaded
+
+
+def _rgb(array: np.ndarray) -> np.ndarray:
+    array = np.asarray(array, np.uint8)
+    return np.repeat(array, 3, axis=-1) if array.shape[-1] == 1 else array
+
+
+def labelled_grid(
+    rows: list[np.ndarray], labels: list[str], context_frames: int, scale: int = 2, gap: int = 2
+) -> np.ndarray:
+    """`video_grid` with a label left of every row, "context" and "predicted" over the columns, and a vertical
+    divider between the last context frame and the first predicted one. Rows are `[T, H, W, C]` uint8, all of the
+    same length (context included); returns RGB uint8 `[H', W', 3]`."""
+    from PIL import Image, ImageDraw
+
+    if len(rows) != len(labels):
+        raise ValueError(f"one label per row: {len(rows)} rows, {len(labels)} labels")
+    grid = _rgb(video_grid(rows, gap=gap)).repeat(scale, axis=0).repeat(scale, axis=1)
+    h, w = rows[0].shape[1:3]
+    size = max(8, h * scale // 6)  # text a sixth of a frame high: legible beside the frames at any scale
+    font = _font(size)
+    margin = max(int(ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(t, font=font)) for t in labels) + size
+    header = 2 * size
+    image = Image.new("RGB", (margin + grid.shape[1], header + grid.shape[0]), BACKGROUND)
+    image.paste(Image.fromarray(grid), (margin, header))
+    draw = ImageDraw.Draw(image)
+    row_h = (h + gap) * scale
+    for i, label in enumerate(labels):
+        draw.text((size // 2, header + i * row_h + row_h // 2), label, fill=TEXT, font=font, anchor="lm")
+    split = margin + context_frames * (w + gap) * scale - gap * scale // 2 - 1
+    draw.text((margin, header // 2), "context", fill=TEXT, font=font, anchor="lm")
+    draw.text((split + 2 * scale, header // 2), "predicted", fill=PREDICTED, font=font, anchor="lm")
+    draw.rectangle([split - scale // 2, 0, split + scale // 2, image.height], fill=PREDICTED)
+    return np.asarray(image)
+
+
+def labelled_animation(
+    videos: list[np.ndarray], labels: list[str], context_frames: int, scale: int = 2, gap: int = 4
+) -> np.ndarray:
+    """Videos `[T, H, W, C]` side by side in every frame, each under its label, with a caption saying whether the
+    frame is given ("context t") or generated ("predicted t", and a border around the generated panels: the truth's
+    panel keeps none). Returns RGB uint8 `[T, H', W', 3]`."""
+    return labelled_rows_animation([videos], labels, context_frames, scale, gap)
+
+
+def labelled_rows_animation(
+    rows: list[list[np.ndarray]], labels: list[str], context_frames: int, scale: int = 2, gap: int = 4
+) -> np.ndarray:
+    """`labelled_animation` of several rows (e.g. one per sequence) under one row of column labels and over one
+    caption. Returns RGB uint8 `[T, H', W', 3]`."""
+    from PIL import Image, ImageDraw
+
+    for videos in rows:
+        if len(videos) != len(labels):
+            raise ValueError(f"one label per video: {len(videos)} videos, {len(labels)} labels")
+    t, h, w, _ = rows[0][0].shape
+    size = max(8, h * scale // 6)  # text a sixth of a frame high
+    font = _font(size)
+    header, footer, pad = 2 * size, 2 * size, 2 * scale
+    panel_w, panel_h = w * scale + 2 * pad, h * scale + 2 * pad
+    width = len(labels) * (panel_w + gap) - gap
+    height = header + len(rows) * (panel_h + gap) - gap + footer
+    frames = []
+    for k in range(t):
+        image = Image.new("RGB", (width, height), BACKGROUND)
+        draw = ImageDraw.Draw(image)
+        predicted = k >= context_frames
+        for i, label in enumerate(labels):
+            draw.text((i * (panel_w + gap) + panel_w // 2, header // 2), label, fill=TEXT, font=font, anchor="mm")
+        for r, videos in enumerate(rows):
+            y = header + r * (panel_h + gap)
+            for i, (video, label) in enumerate(zip(videos, labels, strict=True)):
+                x = i * (panel_w + gap)
+                if predicted and label != "truth":
+                    draw.rectangle([x, y, x + panel_w - 1, y + panel_h - 1], fill=PREDICTED)
+                frame = _rgb(video[k]).repeat(scale, axis=0).repeat(scale, axis=1)
+                image.paste(Image.fromarray(frame), (x + pad, y + pad))
+        caption = f"predicted {k + 1}" if predicted else f"context {k + 1}"
+        colour = PREDICTED if predicted else TEXT
+        draw.text((width // 2, height - footer // 2), caption, fill=colour, font=font, anchor="mm")
+        frames.append(np.asarray(image))
+    return np.stack(frames)
+
+
+def write_samples(
+    out: str, truth: np.ndarray, context: np.ndarray, samples, scale: int = 2, labels: list[str] | None = None
+) -> list[str]:
     """Writes `OUT/grid.png` (per sequence: the true video, then every sample's context + continuation under it, as
-    in the paper's Fig. 4/5/7) and `OUT/sequence_B.gif` (truth | samples side by side, the truth padded with black
-    past its end). Returns the paths.
+    in the paper's Fig. 4/5/7, every row labelled, a divider between context and prediction) and
+    `OUT/sequence_B.gif` (truth | samples side by side, labelled, the truth padded with black past its end) and
+    `OUT/all.gif` (every sequence, one row each). Returns the paths.
 
     Args:
         truth: uint8 `[B, T, H, W, C]`, context included (may be shorter than context + continuation).
         context: uint8 `[B, T_ctx, H, W, C]`.
         samples: `[model][sample]` -> uint8 `[B, T_gen, H, W, C]` continuations.
+        labels: one name per model (default "model 1", "model 2", ...); rows say "NAME, sample S".
     """
     os.makedirs(out, exist_ok=True)
-    rows, paths = [], []
+    labels = labels or [f"model {m + 1}" for m in range(len(samples))]
+    if len(labels) != len(samples):
+        raise ValueError(f"one label per model: {len(samples)} models, {len(labels)} labels")
+    names = [
+        f"{labels[m]}, sample {s + 1}" if len(per_model) > 1 else labels[m]
+        for m, per_model in enumerate(samples)
+        for s in range(len(per_model))
+    ]
+    rows, row_labels, paths, animated = [], [], [], []
+    n_ctx = context.shape[1]
     for b in range(len(truth)):
         full = [np.concatenate([context[b], per_model[s][b]]) for per_model in samples for s in range(len(per_model))]
-        rows += [truth[b], *full]
         padded = truth[b]
         if len(padded) < len(full[0]):
             padded = np.concatenate([padded, np.zeros_like(full[0][len(padded) :])])
+        rows += [padded, *full]
+        row_labels += [f"truth {b + 1}", *names]
+        animated.append([padded, *full])
         paths.append(os.path.join(out, f"sequence_{b}.gif"))
-        save_gif(paths[-1], side_by_side([padded, *full]), scale=scale)
+        save_gif(paths[-1], labelled_animation(animated[-1], ["truth", *names], n_ctx, scale=scale))
     paths.insert(0, os.path.join(out, "grid.png"))
-    save_png(paths[0], video_grid(rows), scale=scale)
+    save_png(paths[0], labelled_grid(rows, row_labels, n_ctx, scale=scale))
+    paths.append(os.path.join(out, "all.gif"))
+    save_gif(paths[-1], labelled_rows_animation(animated, ["truth", *names], n_ctx, scale=scale))
     return paths

@@ -61,6 +61,11 @@ def write_config(workdir: str, config: VPNConfig, extra: dict | None = None) -> 
         os.replace(f"{path}.tmp{os.getpid()}", path)
 
 
+def latest_checkpoint(workdir: str) -> str | None:
+    """The path of the latest checkpoint in `workdir` (None when it has none)."""
+    return tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+
+
 def load_config(workdir: str) -> VPNConfig:
     path = os.path.join(workdir, CONFIG_FILE)
     if not os.path.exists(path):
