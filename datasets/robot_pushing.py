@@ -137,10 +137,11 @@ def decode_push_example(serialized, filename, sequence_length: int, image_shape=
         """One check for all frames, naming the first failing frame's feature (one assertion per frame would
         trace hundreds of them)."""
         names = tf.constant([problem.format(i) for i in range(sequence_length)])
-        return tf.reduce_all(ok), tf.gather(names, tf.argmin(tf.cast(ok, tf.int32)))
+        first_bad = tf.concat([tf.where(~ok)[:, 0], [0]], axis=0)[0]  # (0 when all pass; then unused)
+        return tf.reduce_all(ok), tf.gather(names, first_bad)
 
     checks.append(every_frame(present, f"feature {IMAGE_KEY}: missing"))
-    checks.append(every_frame(is_jpeg, f"feature {IMAGE_KEY}: not JPEG bytes"))
+    checks.append(every_frame(is_jpeg | ~present, f"feature {IMAGE_KEY}: not JPEG bytes"))  # missing: said above
     if image_shape is not None:
         ok_shape = tf.reduce_all(shapes == tf.constant(list(image_shape)), axis=1) | ~is_jpeg
         checks.append(every_frame(ok_shape, f"feature {IMAGE_KEY}: image is not {tuple(image_shape)} (h, w)"))

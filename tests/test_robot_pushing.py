@@ -213,6 +213,23 @@ def test_wrong_image_size(tmp_path):
         _read_all(path, image_shape=rp.ORIGINAL_SHAPE)
 
 
+def test_image_size_check_names_the_first_wrong_frame_and_passes_right_ones(tmp_path):
+    frames, actions, states = _sequence(20)  # 48 x 60 frames
+    feats = _features(frames, actions, states)
+    for k in (7, 12):  # two frames transposed (60 x 48): the first of them is named
+        jpeg = tf.io.encode_jpeg(np.ascontiguousarray(frames[k].transpose(1, 0, 2))).numpy()
+        feats[rp.IMAGE_KEY.format(k)] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[jpeg]))
+    path = _bad_file(tmp_path, "turned", _example(feats))
+    with pytest.raises(tfr.DataError, match=r"turned: feature move/7/image/encoded: image is not \(48, 60\)"):
+        _read_all(path, image_shape=(48, 60))
+    good = str(tmp_path / "good")
+    with tf.io.TFRecordWriter(good) as w:
+        w.write(rp.encode_push_example(frames, actions, states))
+    assert len(_read_all(good, image_shape=(48, 60))) == 1
+    with pytest.raises(tfr.DataError, match=r"feature move/0/image/encoded: image is not \(60, 48\)"):
+        _read_all(good, image_shape=(60, 48))  # height and width are not interchangeable
+
+
 def test_nan_action(tmp_path):
     frames, actions, states = _sequence(20)
     actions[5, 2] = np.nan

@@ -55,9 +55,19 @@ def test_labelled_grid_keeps_the_frames_and_divides_context_from_prediction(scal
 def test_labelled_grid_names_every_row():
     with pytest.raises(ValueError, match="one label per row: 2 rows, 1 labels"):
         visualize.labelled_grid(_rows(2), ["truth"], CTX)
-    plain = visualize.labelled_grid(_rows(2), ["a", "b"], CTX)
-    longer = visualize.labelled_grid(_rows(2), ["a", "a much longer label"], CTX)
-    assert longer.shape[1] > plain.shape[1]  # the label margin grows with the text: labels are drawn, not dropped
+    rows = _rows(2)
+    image = visualize.labelled_grid(rows, ["a", "a much longer label"], CTX)
+    x0, y0 = _layout(image, rows, 2)
+    margin = image[y0:, :x0]
+    row_h = (H + 2) * 2
+    for r in range(2):  # each row's label is drawn in its own band of the margin
+        band = margin[r * row_h : (r + 1) * row_h]
+        assert np.any(band.astype(int).min(axis=-1) > max(visualize.BACKGROUND) + 60), r  # light (anti-aliased) text
+    # The longer label reaches further right than the shorter one.
+    inked = [
+        np.flatnonzero(np.any(margin[r * row_h : (r + 1) * row_h] != visualize.BACKGROUND, axis=(0, 2))) for r in (0, 1)
+    ]
+    assert inked[1].max() > inked[0].max()
 
 
 def test_labelled_animation_marks_generated_panels_only():
@@ -65,11 +75,16 @@ def test_labelled_animation_marks_generated_panels_only():
     frames = visualize.labelled_animation([truth, sample], ["truth", "VPN"], CTX, scale=1)
     assert frames.shape[0] == T and frames.dtype == np.uint8
     red = np.all(frames == np.array(visualize.PREDICTED, np.uint8), axis=-1)
+    size = 8  # the text size at scale 1 (a sixth of the frame, at least 8): label row and caption are 2 * size high
+    panels = red[:, 2 * size : -2 * size]  # the panel row only, without the coloured caption
     half = frames.shape[2] // 2
     for k in range(T):
-        truth_marked, sample_marked = red[k, :, :half].any(), red[k, :, half:].any()
-        assert not truth_marked or k >= CTX  # the truth panel never gets a border (only the caption is coloured)
-        assert sample_marked == (k >= CTX), k
+        assert not panels[k, :, :half].any(), k  # the truth's panel never gets a border
+        assert panels[k, :, half:].any() == (k >= CTX), k
+    # Labelled "truth" or not, the first panel is the truth's.
+    relabelled = visualize.labelled_animation([truth, sample], ["a", "truth"], CTX, scale=1)
+    red = np.all(relabelled == np.array(visualize.PREDICTED, np.uint8), axis=-1)[:, 2 * size : -2 * size]
+    assert not red[:, :, :half].any() and red[CTX:, :, half:].any()
 
 
 def test_rows_share_one_label_row_and_one_caption():

@@ -104,8 +104,8 @@ def labelled_animation(
     videos: list[np.ndarray], labels: list[str], context_frames: int, scale: int = 2, gap: int = 4
 ) -> np.ndarray:
     """Videos `[T, H, W, C]` side by side in every frame, each under its label, with a caption saying whether the
-    frame is given ("context t") or generated ("predicted t", and a border around the generated panels: the truth's
-    panel keeps none). Returns RGB uint8 `[T, H', W', 3]`."""
+    frame is given ("context t") or generated ("predicted t", and a border around the generated panels: the first
+    panel, the truth's, keeps none). Returns RGB uint8 `[T, H', W', 3]`."""
     return labelled_rows_animation([videos], labels, context_frames, scale, gap)
 
 
@@ -135,9 +135,9 @@ def labelled_rows_animation(
             draw.text((i * (panel_w + gap) + panel_w // 2, header // 2), label, fill=TEXT, font=font, anchor="mm")
         for r, videos in enumerate(rows):
             y = header + r * (panel_h + gap)
-            for i, (video, label) in enumerate(zip(videos, labels, strict=True)):
+            for i, video in enumerate(videos):
                 x = i * (panel_w + gap)
-                if predicted and label != "truth":
+                if predicted and i > 0:  # the first panel is the truth
                     draw.rectangle([x, y, x + panel_w - 1, y + panel_h - 1], fill=PREDICTED)
                 frame = _rgb(video[k]).repeat(scale, axis=0).repeat(scale, axis=1)
                 image.paste(Image.fromarray(frame), (x + pad, y + pad))

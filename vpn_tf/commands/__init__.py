@@ -23,14 +23,22 @@ def from_checkout() -> bool:
 def data_module(name: str):
     """`datasets.NAME` of the checkout, or of the installed copy `vpn_tf.datasets`."""
     if from_checkout():
-        if CHECKOUT not in sys.path:
-            sys.path.insert(0, CHECKOUT)  # our `datasets/`, not Hugging Face's
+        if not sys.path or sys.path[0] != CHECKOUT:
+            sys.path.insert(0, CHECKOUT)  # our `datasets/` first, before Hugging Face's
+        loaded = sys.modules.get("datasets")
+        ours = os.path.join(CHECKOUT, "datasets", "__init__.py")
+        if loaded is not None and os.path.abspath(getattr(loaded, "__file__", "") or "") != ours:
+            raise ImportError(
+                f"another `datasets` package is already imported ({getattr(loaded, '__file__', loaded)}); the "
+                f"commands need this checkout's datasets/ ({ours}): import vpn_tf's commands before it"
+            )
         return importlib.import_module(f"datasets.{name}")
     return importlib.import_module(f"vpn_tf.datasets.{name}")
 
 
 def shipped(name: str) -> str:
-    """The path of a shipped model (pretrained/NAME, in the checkout or installed beside the package)."""
+    """The path of a shipped model, pretrained/NAME of the checkout (the shipped models are not part of the installed
+    package: installed, the path does not exist and the commands say so)."""
     if from_checkout():
         return os.path.join(CHECKOUT, "pretrained", name)
     return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pretrained", name)

@@ -77,8 +77,8 @@ def parse(argv=None):
         "(0: none)",
     )
     args = cli.parse_known(parser, argv)
-    if args.max_minutes is not None and args.max_minutes <= 0:
-        parser.error(f"--max_minutes must be > 0; got {args.max_minutes}")
+    if args.max_minutes is not None and not args.max_minutes > 0:  # also NaN
+        parser.error(f"--max_minutes must be positive, got {args.max_minutes:g}")
     if args.max_minutes is not None and args.steps is None:
         args.steps = str(UNTIL_BUDGET)
     config = cli.config_from_args(args, DEFAULT_PRESET)
