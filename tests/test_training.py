@@ -589,8 +589,9 @@ def test_sample_py_writes_gifs_and_grid(tmp_path):
     gif = Image.open(tmp_path / "samples" / "sequence_0.gif")
     assert gif.n_frames == 4  # tiny: 2 context + 2 generated frames
     grid = Image.open(tmp_path / "samples" / "grid.png")
-    # 2 sequences x (truth + 2 samples) rows of 4 frames, 8 px frames, 2 px gaps, upscaled x2.
-    assert grid.size == (2 * (4 * 10 - 2), 2 * (6 * 10 - 2))
+    # 2 sequences x (truth + 2 samples) rows of 4 frames, 8 px frames, 2 px gaps, upscaled x2, under a header row of
+    # 2 x 8 px (text of at least 8 px, vpn_tf.visualize.labelled_grid) and right of a margin of row labels.
+    assert grid.size[1] == 16 + 2 * (6 * 10 - 2) and grid.size[0] > 2 * (4 * 10 - 2)
     # The same through an export of the run: sample.py --saved_model calls the `sample` signature.
     run_script(
         "export.py", "--workdir", str(tmp_path / "run"), "--export_dir", str(tmp_path / "export" / "1"), check=True
@@ -624,8 +625,11 @@ def test_sample_py_compares_models_on_the_same_contexts(tmp_path):
     assert "2 from" in out.stdout and str(tmp_path / "base") in out.stdout
     from PIL import Image
 
-    one = np.asarray(Image.open(tmp_path / "one" / "grid.png"))
-    two = np.asarray(Image.open(tmp_path / "two" / "grid.png"))
+    # The frames of the labelled grids: below their 16 px header, the rightmost 4 frames' columns (the label
+    # margins differ with the labels' lengths).
+    width = 4 * 10 - 2
+    one = np.asarray(Image.open(tmp_path / "one" / "grid.png"))[16:, -width:]
+    two = np.asarray(Image.open(tmp_path / "two" / "grid.png"))[16:, -width:]
     row = 10  # 8 px frames + 2 px gap
     assert two.shape[0] == 2 * 5 * row - 2  # per sequence: truth, 2 VPN samples, 2 baseline samples
     # Sequence 0's truth and VPN rows are those of the single-model grid (same contexts, same seeds)...
