@@ -186,3 +186,13 @@ def test_scripts_name_the_shipped_model_they_fall_back_to():
     assert "no --workdir given: using the shipped model pretrained/cpu_moving_mnist" in out.stderr
     assert "loaded cpu_moving_mnist from" in out.stderr and "ckpt-" in out.stderr
     assert "'bogus' is not a held-out split" in out.stderr
+
+
+@pytest.mark.parametrize(
+    "argv, named",
+    [(["--ssim", "4", "--best_of", "0"], "--best_of"), (["--ssim", "-1"], "--ssim"), (["--ink", "-2"], "--ink")],
+)
+def test_evaluate_refuses_sample_counts_below_one_before_loading_anything(argv, named):
+    with pytest.raises(SystemExit) as e:
+        evaluate.main([*argv, "--workdir", "/nonexistent/workdir"])  # refused before the workdir is read
+    assert named in str(e.value.code) and "Received" in str(e.value.code), e.value.code

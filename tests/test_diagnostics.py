@@ -51,3 +51,76 @@ def test_tracking_prefers_the_moving_truth_to_the_frame_held_still():
     assert np.abs(diagnostics.tracking(last, truth, noise)["samples"]["mean"]).max() < 0.2
     with pytest.raises(ValueError, match="alike"):
         diagnostics.tracking(last, truth, truth[:, :2])
+
+
+def _squares(n, t, size=32, step=4):
+    """n sequences of a bright square moving `step` pixels right per frame on a dark colour frame, and the frame
+    before them (the last context frame)."""
+    frames = np.full((n, t + 1, size, size, 3), 20, np.uint8)
+    for k in range(t + 1):
+        frames[:, k, 8:16, 2 + step * k : 10 + step * k] = 230
+    return frames[:, 0], frames[:, 1:]
+
+
+def test_ssim_is_one_for_the_truth_and_lower_for_other_frames():
+    last, truth = _squares(2, 3)
+    np.testing.assert_allclose(diagnostics.ssim(truth[:, 0], truth[:, 0]), 1.0, atol=1e-6)
+    assert np.all(diagnostics.ssim(last, truth[:, 0]) < 0.9)
+    tiny = np.zeros((1, 6, 6, 1), np.uint8)  # narrower than the 11 x 11 window: the window narrows
+    np.testing.assert_allclose(diagnostics.ssim(tiny + 50, tiny + 50), 1.0, atol=1e-6)
+    with pytest.raises(ValueError, match="alike"):
+        diagnostics.ssim(truth[:, 0], truth[:, 0, :16])
+
+
+def test_best_of_ssim_takes_each_sequences_best_sample():
+    n, t = 3, 4
+    last, truth = _squares(n, t)
+    noise = np.random.default_rng(0).integers(0, 256, truth.shape).astype(np.uint8)
+    # Sample 0 is noise everywhere; sample 1 is the truth in sequence 0 only and holds the last frame elsewhere.
+    held = np.repeat(last[:, None], t, axis=1)
+    second = held.copy()
+    second[0] = truth[0]
+    out = diagnostics.best_of_ssim(last, truth, np.stack([noise, second]))
+    assert out["samples"] == 2
+    still = np.asarray(out["held_still"]["mean"])
+    assert np.all(np.diff(still) < 0)  # the still frame drifts away from the moving truth
+    per_sequence_still = np.stack([diagnostics.ssim(last, truth[:, k]) for k in range(t)], axis=1)
+    np.testing.assert_allclose(still, per_sequence_still.mean(0), atol=1e-9)
+    # Best of 2: sequence 0 scores 1, the others what holding still scores (noise is worse than both).
+    expected_best = (1.0 + per_sequence_still[1:].sum(0)) / n
+    np.testing.assert_allclose(out["best_of_k"]["mean"], expected_best, atol=1e-6)
+    # The paired row: sequence 0 gains 1 - its held-still score, the others nothing.
+    np.testing.assert_allclose(out["best_of_k_minus_held_still"]["mean"], (1.0 - per_sequence_still[0]) / n, atol=1e-6)
+    gain = np.zeros((n, t))
+    gain[0] = 1.0 - per_sequence_still[0]
+    np.testing.assert_allclose(out["best_of_k_minus_held_still"]["stderr"], gain.std(0, ddof=1) / np.sqrt(n), atol=1e-6)
+    noise_scores = np.stack([diagnostics.ssim(noise[:, k], truth[:, k]) for k in range(t)], axis=1)
+    expected_mean = (noise_scores + np.stack([diagnostics.ssim(second[:, k], truth[:, k]) for k in range(t)], 1)) / 2
+    np.testing.assert_allclose(out["mean_of_k"]["mean"], expected_mean.mean(0), atol=1e-6)
+    assert np.all(np.asarray(out["best_of_k"]["mean"]) > np.asarray(out["mean_of_k"]["mean"]))
+    # Negative control: noise alone follows the truth worse than the frame held still.
+    alone = diagnostics.best_of_ssim(last, truth, noise[None])
+    assert np.all(np.asarray(alone["best_of_k"]["mean"]) < still)
+    with pytest.raises(ValueError, match="alike"):
+        diagnostics.best_of_ssim(last, truth, truth)  # no K axis
+
+
+def test_ssim_report_draws_sample_s_with_seed_s():
+    import vpn_tf
+    from vpn_tf.sampling import Sampler
+
+    c = vpn_tf.get_config("tiny_rgb")
+    model = vpn_tf.build_model(c)
+    rng = np.random.default_rng(1)
+    n_ctx = c.context_frames
+    video = rng.integers(0, 256, (2, n_ctx + 2, *c.frame_shape)).astype(np.uint8)
+    kw = {  # the config is conditioned on both: they reach every continuation
+        "actions": rng.normal(size=(2, n_ctx + 2, c.action_dim)).astype("float32"),
+        "states": rng.normal(size=(2, n_ctx, c.state_dim)).astype("float32"),
+    }
+    out = diagnostics.ssim_report(model, video, samples=2, seed=5, **kw)
+    drawn = np.stack([Sampler(model).sample(video[:, :n_ctx], 2, (5, s), **kw) for s in range(2)])
+    expected = diagnostics.best_of_ssim(video[:, n_ctx - 1], video[:, n_ctx:], drawn)
+    np.testing.assert_allclose(out["best_of_k"]["mean"], expected["best_of_k"]["mean"])
+    with pytest.raises(ValueError, match="samples"):
+        diagnostics.ssim_report(model, video, samples=0, **kw)

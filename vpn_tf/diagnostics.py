@@ -6,6 +6,8 @@ Likelihoods score the teacher-forced conditionals; these score what users watch,
   beside the true frames (the reader's ceiling), binarised true frames and chance (shuffled labels).
 - `tracking`: whether the ink is where the truth's is (correlation of blurred frames), against the last context frame
   held still: a model that only copies its last frame stays legible but does not move its digits.
+- `best_of_ssim`: for any data (simulated pushing, own videos), the structural similarity of K continuations to the
+  true frame, best of K and their mean, against the last context frame held still.
 """
 
 from __future__ import annotations
@@ -168,6 +170,97 @@ def tracking(last_context, true_future, sampled) -> dict:
         mean, stderr = mean_and_stderr(np.stack(values, axis=1), axis=0)
         out[name] = {"mean": mean.tolist(), "stderr": np.atleast_1d(stderr).tolist()}
     return out
+
+
+def ssim(frames, true_frames) -> np.ndarray:
+    """Per frame, the structural similarity (SSIM; Wang et al. 2004) of uint8 frames `[N, H, W, C]` to the true ones:
+    `tf.image.ssim` with its 11 x 11 Gaussian window (sigma 1.5), narrowed to the frame for frames under 11 pixels,
+    on the 0..255 scale; colour frames average their channels. 1 for the same frame. Returns float64 `[N]`."""
+    a = tf.constant(np.asarray(frames), tf.float32)
+    b = tf.constant(np.asarray(true_frames), tf.float32)
+    if a.shape != b.shape or a.shape.rank != 4:
+        raise ValueError(f"ssim needs two uint8 [N, H, W, C] arrays alike. Received {a.shape} and {b.shape}")
+    size = min(11, int(a.shape[1]), int(a.shape[2]))
+    return tf.image.ssim(a, b, max_val=255.0, filter_size=size).numpy().astype(np.float64)
+
+
+def best_of_ssim(last_context, true_future, samples) -> dict:
+    """Per predicted frame, how K continuations follow the truth: the SSIM of the best of the K sampled frames (the
+    paper's generative model may draw any of many futures; the best of K asks whether the true one is among them)
+    and the mean over the K, beside the last context frame held still, with standard errors over the sequences.
+
+    Args:
+        last_context: uint8 `[N, H, W, C]`, the last given frame.
+        true_future: uint8 `[N, T, H, W, C]`.
+        samples: uint8 `[K, N, T, H, W, C]`, K continuations of each sequence.
+
+    Returns:
+        {"best_of_k": {"mean": [T], "stderr": [T]}, "mean_of_k": {...}, "held_still": {...},
+        "best_of_k_minus_held_still": {...} (the difference per sequence: paired standard errors)}, and "samples": K.
+    """
+    last, truth, samples = np.asarray(last_context), np.asarray(true_future), np.asarray(samples)
+    if samples.ndim != 6 or samples.shape[1:] != truth.shape or last.shape != truth[:, 0].shape:
+        raise ValueError(
+            f"best_of_ssim needs last_context [N, H, W, C], true_future [N, T, H, W, C] and samples "
+            f"[K, N, T, H, W, C] alike. Received {last.shape}, {truth.shape}, {samples.shape}"
+        )
+    k, n, t = samples.shape[:3]
+    # All K x N x T comparisons in one call: [K, N, T] scores.
+    scores = ssim(
+        samples.reshape(-1, *truth.shape[2:]), np.broadcast_to(truth, samples.shape).reshape(-1, *truth.shape[2:])
+    )
+    scores = scores.reshape(k, n, t)
+    still = ssim(np.repeat(last, t, axis=0), truth.reshape(-1, *truth.shape[2:])).reshape(n, t)
+    out = {"samples": int(k)}
+    rows = {"best_of_k": scores.max(axis=0), "mean_of_k": scores.mean(axis=0), "held_still": still}
+    # Paired per sequence: how hard a sequence is (its share of static background, say) is common to both rows.
+    rows["best_of_k_minus_held_still"] = rows["best_of_k"] - still
+    for name, values in rows.items():
+        mean, stderr = mean_and_stderr(values, axis=0)
+        out[name] = {"mean": np.atleast_1d(mean).tolist(), "stderr": np.atleast_1d(stderr).tolist()}
+    return out
+
+
+def ssim_report(model, video, samples: int = 8, seed: int = 0, actions=None, states=None, sampler=None) -> dict:
+    """`best_of_ssim` of `samples` continuations of each true context; continuation s draws with seed (seed, s), as
+    `sample.py`'s sample s does.
+
+    Args:
+        video: uint8 `[N, T, H, W, C]`; the first `context_frames` are the context.
+        sampler: a `Sampler` of `model` to reuse (default: a new one).
+    """
+    if samples < 1:
+        raise ValueError(f"samples must be >= 1. Received: {samples}")
+    video = np.asarray(video)
+    n_ctx = model.config.context_frames
+    sampler = sampler or Sampler(model)
+    drawn = np.stack(
+        [
+            sampler.sample(video[:, :n_ctx], video.shape[1] - n_ctx, (seed, s), actions=actions, states=states)
+            for s in range(samples)
+        ]
+    )
+    return best_of_ssim(video[:, n_ctx - 1], video[:, n_ctx:], drawn)
+
+
+def ssim_lines(report: dict, first_frame: int, sequences: int) -> list[str]:
+    """`best_of_ssim`'s rows as printed lines, one column per predicted frame."""
+    frames = len(report["held_still"]["mean"])
+    header = "  " + " " * 26 + " ".join(f"{'frame ' + str(first_frame + t):>13}" for t in range(frames))
+    lines = [f"SSIM with the true frame ({sequences} sequences, {report['samples']} samples each; mean +- se):", header]
+    k = report["samples"]
+    labels = {
+        "best_of_k": f"best of {k}",
+        "mean_of_k": f"mean of {k}",
+        "held_still": "last context held still",
+        "best_of_k_minus_held_still": f"best of {k} - held still",
+    }
+    for name, label in labels.items():
+        r = report[name]
+        lines.append(
+            f"  {label:<26}" + " ".join(f"{m:6.3f}+-{e:5.3f}" for m, e in zip(r["mean"], r["stderr"], strict=True))
+        )
+    return lines
 
 
 def sample_report(

@@ -38,7 +38,9 @@ def main(argv=None):
         metavar="N",
         help="also sample one continuation of the first N sequences and report sampled / true ink per predicted frame",
     )
-    cli.add_seed_flag(parser, "the samples of --ink and --legibility and the binary frames of --binarize_inputs")
+    cli.add_seed_flag(
+        parser, "the samples of --ink, --legibility and --ssim and the binary frames of --binarize_inputs"
+    )
     parser.add_argument(
         "--ink_diagnostics",
         action="store_true",
@@ -72,6 +74,21 @@ def main(argv=None):
         "the samples track the truth (beside the last context frame held still)",
     )
     parser.add_argument(
+        "--ssim",
+        type=int,
+        default=0,
+        metavar="N",
+        help="sample --best_of continuations of the first N sequences and report, per predicted frame, the SSIM of "
+        "the best one and their mean with the true frame, beside the last context frame held still (any data)",
+    )
+    parser.add_argument(
+        "--best_of",
+        type=int,
+        default=8,
+        metavar="K",
+        help="the continuations per sequence of --ssim (default 8; continuation s draws with seed (SEED, s))",
+    )
+    parser.add_argument(
         "--reader",
         default=DIGIT_READER,
         help="the digit reader's directory for --legibility (default pretrained/digit_reader)",
@@ -80,6 +97,11 @@ def main(argv=None):
     args = cli.parse_known(parser, argv)
     if args.ink_diagnostics and not args.ink:
         raise SystemExit("error: --ink_diagnostics needs --ink N (the sequences to sample)")
+    for flag in ("ink", "legibility", "ssim"):
+        if getattr(args, flag) < 0:
+            raise SystemExit(f"error: --{flag} must be >= 0 (sequences to sample). Received: {getattr(args, flag)}")
+    if args.best_of < 1:
+        raise SystemExit(f"error: --best_of must be >= 1 (continuations per sequence). Received: {args.best_of}")
 
     args.workdir = commands.workdir_or_shipped(args.workdir, SHIPPED_NAME)
     args.binary_seed = args.seed if args.binarize_inputs else None
@@ -116,6 +138,11 @@ def main(argv=None):
             report = _sample_report(config, model, args)
             metrics["samples"] = {"sequences": args.legibility, "seed": [args.seed, 0], **report}
             print("\n".join(diagnostics.sample_report_lines(report, first, args.legibility)))
+        if args.ssim:
+            batch = _first_batch(pipelines.eval_dataset(config, args.split, args.ssim), args.ssim)
+            report = diagnostics.ssim_report(model, batch.pop("video"), args.best_of, args.seed, **batch)
+            metrics["ssim"] = {"sequences": args.ssim, "seed": args.seed, **report}
+            print("\n".join(diagnostics.ssim_lines(report, first, args.ssim)))
     except (training.TrainingError, ValueError, FileNotFoundError) as e:
         raise SystemExit(f"error: {e}") from None
     if args.json:

@@ -27,7 +27,7 @@ def _gating(z, bias, h, c: int):
 # The gating is a dozen memory-bound elementwise ops (and as many in the backward pass); unfused they cost as much as
 # the 3x3 convolution at c = 128 and 2.6x its time at c = 16 on our CPU. XLA fuses them into one loop (forward and
 # backward) while the convolution stays on oneDNN (XLA's own CPU convolutions are far slower). `bench/` measures it.
-_gating_xla = tf.function(_gating, jit_compile=True, reduce_retracing=True)
+_gating_xla = tf.function(_gating, jit_compile=True, reduce_retracing=True, autograph=False)
 
 
 @keras.saving.register_keras_serializable(package="vpn_tf")

@@ -34,7 +34,7 @@ def naive_frame(model, h, cond_t, seed_t, temperature, rows=None):
 def _compiled_decoder(model):
     if getattr(model, "_vpn_naive_decoder", None) is None:
 
-        @tf.function(reduce_retracing=True)
+        @tf.function(reduce_retracing=True, autograph=False)
         def run(frame, context, cond):
             return model.decoder(scale_pixels(frame, model.compute_dtype), context, condition=cond)
 

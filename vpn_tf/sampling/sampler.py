@@ -74,7 +74,9 @@ class Sampler:
         if method == "naive" and self.config.model == "vpn":
             self.generate_frame = frame_fn  # an eager loop over dimensions around a compiled decoder
         else:
-            self._compiled_frame = tf.function(frame_fn, jit_compile=jit, reduce_retracing=True)
+            # autograph=False here and in the training and evaluation steps: their loops are tf.while_loop and their
+            # Python branches test Python values, so converting every layer's source only costs start-up time.
+            self._compiled_frame = tf.function(frame_fn, jit_compile=jit, reduce_retracing=True, autograph=False)
             self._grouped = {}
             self.generate_frame = self._compiled_frame if self.groups == 1 else self._generate_frame_in_groups
 
@@ -89,6 +91,7 @@ class Sampler:
             self._grouped[groups] = tf.function(
                 lambda h, cond_t, seed_t, temperature: self._frame_in_groups(h, cond_t, seed_t, temperature, groups),
                 reduce_retracing=True,
+                autograph=False,
             )
         return self._grouped[groups](h, cond_t, seed_t, temperature)
 

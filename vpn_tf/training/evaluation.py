@@ -72,7 +72,7 @@ class Evaluator:
         batched = dataset.batch(self.batch_size).with_options(options)
         dist = self.strategy.experimental_distribute_dataset(batched)
         if self._step is None:
-            self._step = tf.function(self._distributed_sums, input_signature=[dist.element_spec])
+            self._step = tf.function(self._distributed_sums, input_signature=[dist.element_spec], autograph=False)
         totals = np.zeros(self._num_sums, np.float64)
         bar = progress_bar(None, f"eval {name}", progress)
         for batch in dist:
@@ -118,7 +118,7 @@ def per_frame_values(config: VPNConfig, model: keras.Model, dataset, batch_size:
 
 
 def _values(reduce, config, model, dataset, batch_size):
-    step = tf.function(lambda batch: reduce(batch_log_prob(config, model, batch)))
+    step = tf.function(lambda batch: reduce(batch_log_prob(config, model, batch)), autograph=False)
     values = [step(batch).numpy() for batch in dataset.batch(batch_size or config.batch_size)]
     if not values:
         raise TrainingError("the evaluation dataset is empty")

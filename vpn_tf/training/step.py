@@ -43,7 +43,7 @@ def make_train_step(config: VPNConfig, state: TrainState, strategy: tf.distribut
         return loss, metric, grads
 
     if jit:
-        forward_backward = tf.function(forward_backward, jit_compile=True)
+        forward_backward = tf.function(forward_backward, jit_compile=True, autograph=False)
 
     def replica_step(batch):
         loss, metric, grads = forward_backward(batch)
@@ -64,4 +64,4 @@ def make_train_step(config: VPNConfig, state: TrainState, strategy: tf.distribut
         state.data_position.assign_add(config.batch_size)
         return state.step.assign_add(1)
 
-    return tf.function(step)
+    return tf.function(step, autograph=False)  # no tensor-valued Python control flow to convert (see sampler.py)
