@@ -23,9 +23,9 @@ def pytest_xdist_auto_num_workers(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    """The large tests first, each group in file order: they are the long ones (fresh processes, training runs), so
-    a run of everything ends on short tests that the pytest-xdist workers share out, not on one worker finishing a
-    two-minute test while the other waits."""
+    """The large tests first, each group in file order. (With `--dist worksteal` each worker starts on a contiguous
+    slice of this order and a worker that runs out takes the back half of another's queue; CI's single run of every
+    test was timed with this order.)"""
     items.sort(key=lambda item: item.get_closest_marker("large") is None)
 
 

@@ -54,11 +54,12 @@ def test_tracking_prefers_the_moving_truth_to_the_frame_held_still():
 
 
 def _squares(n, t, size=32, step=4):
-    """n sequences of a bright square moving `step` pixels right per frame on a dark colour frame, and the frame
-    before them (the last context frame)."""
+    """n sequences of a bright square moving `step` pixels right per frame on a dark colour frame, each sequence's
+    square in another row (so their scores differ), and the frame before them (the last context frame)."""
     frames = np.full((n, t + 1, size, size, 3), 20, np.uint8)
-    for k in range(t + 1):
-        frames[:, k, 8:16, 2 + step * k : 10 + step * k] = 230
+    for b in range(n):
+        for k in range(t + 1):
+            frames[b, k, 4 + 6 * b : 12 + 6 * b, 2 + step * k : 10 + step * (k + b % 2 + 1)] = 230
     return frames[:, 0], frames[:, 1:]
 
 
@@ -68,36 +69,50 @@ def test_ssim_is_one_for_the_truth_and_lower_for_other_frames():
     assert np.all(diagnostics.ssim(last, truth[:, 0]) < 0.9)
     tiny = np.zeros((1, 6, 6, 1), np.uint8)  # narrower than the 11 x 11 window: the window narrows
     np.testing.assert_allclose(diagnostics.ssim(tiny + 50, tiny + 50), 1.0, atol=1e-6)
+    # Exact values on constant frames: no structure, so SSIM = (2ab + C1) / (a^2 + b^2 + C1), C1 = (0.01 * 255)^2
+    # on the 0..255 scale; colour frames average their channels.
+    c1 = (0.01 * 255) ** 2
+    expected = lambda a, b: (2 * a * b + c1) / (a * a + b * b + c1)  # noqa: E731
+    a = np.zeros((1, 16, 16, 3), np.uint8)
+    b = np.zeros((1, 16, 16, 3), np.uint8)
+    b[..., 0], b[..., 1], b[..., 2] = 10, 0, 40
+    want = (expected(0, 10) + expected(0, 0) + expected(0, 40)) / 3
+    np.testing.assert_allclose(diagnostics.ssim(a, b), want, rtol=1e-4)
     with pytest.raises(ValueError, match="alike"):
         diagnostics.ssim(truth[:, 0], truth[:, 0, :16])
 
 
 def test_best_of_ssim_takes_each_sequences_best_sample():
-    n, t = 3, 4
+    n, t = 4, 4
     last, truth = _squares(n, t)
     noise = np.random.default_rng(0).integers(0, 256, truth.shape).astype(np.uint8)
-    # Sample 0 is noise everywhere; sample 1 is the truth in sequence 0 only and holds the last frame elsewhere.
     held = np.repeat(last[:, None], t, axis=1)
-    second = held.copy()
+    # The truth is sample 1 in sequence 0 and sample 0 in sequence 1; elsewhere the samples are noise and the frame
+    # held still. So the best is neither always the first nor always the last sample.
+    first, second = noise.copy(), held.copy()
     second[0] = truth[0]
-    out = diagnostics.best_of_ssim(last, truth, np.stack([noise, second]))
+    first[1] = truth[1]
+    out = diagnostics.best_of_ssim(last, truth, np.stack([first, second]))
     assert out["samples"] == 2
+    per_sequence_still = np.stack([diagnostics.ssim(last, truth[:, k]) for k in range(t)], axis=1)  # [n, t]
+    assert np.ptp(per_sequence_still, axis=0).min() > 1e-3  # the sequences differ: pairing matters
     still = np.asarray(out["held_still"]["mean"])
-    assert np.all(np.diff(still) < 0)  # the still frame drifts away from the moving truth
-    per_sequence_still = np.stack([diagnostics.ssim(last, truth[:, k]) for k in range(t)], axis=1)
     np.testing.assert_allclose(still, per_sequence_still.mean(0), atol=1e-9)
-    # Best of 2: sequence 0 scores 1, the others what holding still scores (noise is worse than both).
-    expected_best = (1.0 + per_sequence_still[1:].sum(0)) / n
-    np.testing.assert_allclose(out["best_of_k"]["mean"], expected_best, atol=1e-6)
-    # The paired row: sequence 0 gains 1 - its held-still score, the others nothing.
-    np.testing.assert_allclose(out["best_of_k_minus_held_still"]["mean"], (1.0 - per_sequence_still[0]) / n, atol=1e-6)
-    gain = np.zeros((n, t))
-    gain[0] = 1.0 - per_sequence_still[0]
+    assert np.all(np.diff(still) < 0)  # the still frame drifts away from the moving truth
+    # Best of 2: sequences 0 and 1 score 1, sequence 2 and 3 what holding still scores (noise is worse).
+    best = per_sequence_still.copy()
+    best[:2] = 1.0
+    np.testing.assert_allclose(out["best_of_k"]["mean"], best.mean(0), atol=1e-6)
+    scores = np.stack(
+        [np.stack([diagnostics.ssim(s[:, k], truth[:, k]) for k in range(t)], axis=1) for s in (first, second)]
+    )
+    np.testing.assert_allclose(out["mean_of_k"]["mean"], scores.mean(0).mean(0), atol=1e-6)
+    # The paired row: each sequence's own gain over holding still, with the standard error of those gains.
+    gain = best - per_sequence_still
+    np.testing.assert_allclose(out["best_of_k_minus_held_still"]["mean"], gain.mean(0), atol=1e-6)
     np.testing.assert_allclose(out["best_of_k_minus_held_still"]["stderr"], gain.std(0, ddof=1) / np.sqrt(n), atol=1e-6)
-    noise_scores = np.stack([diagnostics.ssim(noise[:, k], truth[:, k]) for k in range(t)], axis=1)
-    expected_mean = (noise_scores + np.stack([diagnostics.ssim(second[:, k], truth[:, k]) for k in range(t)], 1)) / 2
-    np.testing.assert_allclose(out["mean_of_k"]["mean"], expected_mean.mean(0), atol=1e-6)
-    assert np.all(np.asarray(out["best_of_k"]["mean"]) > np.asarray(out["mean_of_k"]["mean"]))
+    unpaired = np.hypot(best.std(0, ddof=1), per_sequence_still.std(0, ddof=1)) / np.sqrt(n)
+    assert np.all(np.abs(np.asarray(out["best_of_k_minus_held_still"]["stderr"]) - unpaired) > 1e-4)
     # Negative control: noise alone follows the truth worse than the frame held still.
     alone = diagnostics.best_of_ssim(last, truth, noise[None])
     assert np.all(np.asarray(alone["best_of_k"]["mean"]) < still)
@@ -121,6 +136,7 @@ def test_ssim_report_draws_sample_s_with_seed_s():
     out = diagnostics.ssim_report(model, video, samples=2, seed=5, **kw)
     drawn = np.stack([Sampler(model).sample(video[:, :n_ctx], 2, (5, s), **kw) for s in range(2)])
     expected = diagnostics.best_of_ssim(video[:, n_ctx - 1], video[:, n_ctx:], drawn)
-    np.testing.assert_allclose(out["best_of_k"]["mean"], expected["best_of_k"]["mean"])
+    for row in ("best_of_k", "mean_of_k"):
+        np.testing.assert_allclose(out[row]["mean"], expected[row]["mean"])
     with pytest.raises(ValueError, match="samples"):
         diagnostics.ssim_report(model, video, samples=0, **kw)

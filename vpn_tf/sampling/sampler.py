@@ -75,7 +75,7 @@ class Sampler:
             self.generate_frame = frame_fn  # an eager loop over dimensions around a compiled decoder
         else:
             # autograph=False here and in the training and evaluation steps: their loops are tf.while_loop and their
-            # Python branches test Python values, so converting every layer's source only costs start-up time.
+            # Python branches test Python values, so converting the called methods' source only costs start-up time.
             self._compiled_frame = tf.function(frame_fn, jit_compile=jit, reduce_retracing=True, autograph=False)
             self._grouped = {}
             self.generate_frame = self._compiled_frame if self.groups == 1 else self._generate_frame_in_groups
