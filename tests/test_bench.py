@@ -89,6 +89,29 @@ def test_memory_full_measures_the_quick_points_and_then_the_rest(monkeypatch):
     assert measured == memory.QUICK
 
 
+def test_serving_table_on_hand_written_times():
+    """Exact cells on a small case: seconds per call, per added frame ((t(3 frames) - t(1 frame)) / 2) and the ratio
+    to the in-process XLA sampler's per-frame time; ways without records get no row."""
+    from bench.sampling import WAYS, serving_table
+
+    seconds = {("in_process_xla", 1): (0.5, 1.5), ("in_process_xla", 2): (1.0, 3.0), ("export_xla", 1): (0.6, 3.6)}
+    seconds[("export_xla", 2)] = (1.0, 9.0)
+    records = [
+        {"way": w, "batch": b, "frames": f, "seconds": t}
+        for (w, b), times in seconds.items()
+        for f, t in zip((1, 3), times, strict=True)
+    ]
+    lines = serving_table(records, [1, 2], [1, 3]).splitlines()
+    assert len(lines) == 4  # header, rule, two ways
+    assert lines[2] == f"| {WAYS['in_process_xla']} | 0.500 | 1.500 | 1.000 | 3.000 | 0.500 | 1.000 | 1.0x | 1.0x |"
+    assert lines[3] == f"| {WAYS['export_xla']} | 0.600 | 3.600 | 1.000 | 9.000 | 1.500 | 4.000 | 3.0x | 4.0x |"
+    # Negative control: a slower export shows in its ratio.
+    slower = [
+        dict(r, seconds=11.0) if (r["way"], r["batch"], r["frames"]) == ("export_xla", 2, 3) else r for r in records
+    ]
+    assert serving_table(slower, [1, 2], [1, 3]).splitlines()[3].endswith("| 3.0x | 5.0x |")
+
+
 @large
 def test_serving_latency_table_times_every_way_in_fresh_processes(tmp_path):
     """`bench.sampling --serving` on a tiny trained workdir: every way x batch x frames timed, and the table's

@@ -80,6 +80,8 @@ def test_ssim_is_one_for_the_truth_and_lower_for_other_frames():
     np.testing.assert_allclose(diagnostics.ssim(a, b), want, rtol=1e-4)
     with pytest.raises(ValueError, match="alike"):
         diagnostics.ssim(truth[:, 0], truth[:, 0, :16])
+    with pytest.raises(ValueError, match="uint8 frames.*float32"):  # 0..1 floats would score as near-black
+        diagnostics.ssim(truth[:, 0].astype(np.float32) / 255, truth[:, 0])
 
 
 def test_best_of_ssim_takes_each_sequences_best_sample():
@@ -118,6 +120,16 @@ def test_best_of_ssim_takes_each_sequences_best_sample():
     assert np.all(np.asarray(alone["best_of_k"]["mean"]) < still)
     with pytest.raises(ValueError, match="alike"):
         diagnostics.best_of_ssim(last, truth, truth)  # no K axis
+    # The binary reference rows score their own draws the same way: the truth itself scores 1, the frame held
+    # still what holding still scores; without the argument there are no such rows.
+    ref = diagnostics.best_of_ssim(last, truth, np.stack([first, second]), np.stack([truth, held]))
+    np.testing.assert_allclose(ref["binarised_truth_best_of_k"]["mean"], 1.0, atol=1e-6)
+    np.testing.assert_allclose(
+        ref["binarised_truth_mean_of_k"]["mean"], (1 + per_sequence_still.mean(0)) / 2, atol=1e-6
+    )
+    assert ref["best_of_k"] == out["best_of_k"] and "binarised_truth_best_of_k" not in out
+    with pytest.raises(ValueError, match="binarised_truth shaped like samples"):
+        diagnostics.best_of_ssim(last, truth, np.stack([first, second]), truth[None])
 
 
 def test_ssim_report_draws_sample_s_with_seed_s():
@@ -138,5 +150,25 @@ def test_ssim_report_draws_sample_s_with_seed_s():
     expected = diagnostics.best_of_ssim(video[:, n_ctx - 1], video[:, n_ctx:], drawn)
     for row in ("best_of_k", "mean_of_k"):
         np.testing.assert_allclose(out[row]["mean"], expected[row]["mean"])
+    assert "binarised_truth_best_of_k" not in out  # a softmax model draws any level: no binary reference
     with pytest.raises(ValueError, match="samples"):
         diagnostics.ssim_report(model, video, samples=0, **kw)
+
+
+def test_ssim_report_of_a_sigmoid_model_adds_the_binarised_truth():
+    import vpn_tf
+
+    c = vpn_tf.get_config("tiny")
+    model = vpn_tf.build_model(c)
+    n_ctx = c.context_frames
+    video = np.random.default_rng(2).integers(0, 256, (3, n_ctx + 2, *c.frame_shape)).astype(np.uint8)
+    out = diagnostics.ssim_report(model, video, samples=2, seed=4)
+    future = video[:, n_ctx:]
+    draws = [np.where(np.random.default_rng((4, s)).random(future.shape) < future / 255.0, 255, 0) for s in range(2)]
+    scores = np.stack([[diagnostics.ssim(d[:, k].astype(np.uint8), future[:, k]) for k in range(2)] for d in draws])
+    np.testing.assert_allclose(out["binarised_truth_best_of_k"]["mean"], scores.max(0).mean(-1), atol=1e-6)
+    np.testing.assert_allclose(out["binarised_truth_mean_of_k"]["mean"], scores.mean(0).mean(-1), atol=1e-6)
+    # Binary draws of grey frames stay below 1: the reason this reference exists.
+    assert np.all(np.asarray(out["binarised_truth_best_of_k"]["mean"]) < 0.9)
+    lines = diagnostics.ssim_lines(out, n_ctx + 1, 3)
+    assert any(line.strip().startswith("binarised truth, best of 2") for line in lines)

@@ -42,6 +42,8 @@ def _inputs(cfg, seed=0, batch=2, n_ctx=2, num_frames=2):
     }
 
 
+# CI reruns these with oneDNN off: oneDNN's graph rewrites have broken exported sampler graphs before.
+@pytest.mark.sampler_graph
 def test_fresh_process_calls_both_signatures_and_matches_in_process(exported, tmp_path):
     cfg, model, path = exported
     inputs = _inputs(cfg)
@@ -213,6 +215,8 @@ def test_default_export_holds_no_xla_cluster(exported):
     assert _xla_marked_functions(path) == []
 
 
+# CI reruns these with oneDNN off: oneDNN's graph rewrites have broken exported sampler graphs before.
+@pytest.mark.sampler_graph
 def test_xla_export_keeps_the_compiled_pixel_loop_and_samples_the_same_videos(exported, tmp_path):
     """`--xla` exports used to lose the compilation (the signature traced the frame's plain Python function)."""
     cfg, model, _ = exported
@@ -233,6 +237,8 @@ def test_xla_export_keeps_the_compiled_pixel_loop_and_samples_the_same_videos(ex
     np.testing.assert_array_equal(np.load(tmp_path / "out.npz")["frames"], ref)
 
 
+# CI reruns these with oneDNN off: oneDNN's graph rewrites have broken exported sampler graphs before.
+@pytest.mark.sampler_graph
 @pytest.mark.parametrize("batch", [1, 2, 5])
 def test_exported_sample_runs_row_groups_for_any_batch(exported, tmp_path, batch):
     """An export with 3 row groups: batches smaller than the group count leave groups empty, larger ones split

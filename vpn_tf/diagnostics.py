@@ -176,15 +176,27 @@ def ssim(frames, true_frames) -> np.ndarray:
     """Per frame, the structural similarity (SSIM; Wang et al. 2004) of uint8 frames `[N, H, W, C]` to the true ones:
     `tf.image.ssim` with its 11 x 11 Gaussian window (sigma 1.5), narrowed to the frame for frames under 11 pixels,
     on the 0..255 scale; colour frames average their channels. 1 for the same frame. Returns float64 `[N]`."""
-    a = tf.constant(np.asarray(frames), tf.float32)
-    b = tf.constant(np.asarray(true_frames), tf.float32)
+    frames, true_frames = np.asarray(frames), np.asarray(true_frames)
+    if frames.dtype != np.uint8 or true_frames.dtype != np.uint8:
+        # Float frames in 0..1 would be scored on the 0..255 scale as near-black: refuse rather than mislead.
+        raise ValueError(f"ssim needs uint8 frames (0..255). Received {frames.dtype} and {true_frames.dtype}")
+    a = tf.constant(frames, tf.float32)
+    b = tf.constant(true_frames, tf.float32)
     if a.shape != b.shape or a.shape.rank != 4:
         raise ValueError(f"ssim needs two uint8 [N, H, W, C] arrays alike. Received {a.shape} and {b.shape}")
     size = min(11, int(a.shape[1]), int(a.shape[2]))
     return tf.image.ssim(a, b, max_val=255.0, filter_size=size).numpy().astype(np.float64)
 
 
-def best_of_ssim(last_context, true_future, samples) -> dict:
+def _scores(samples, truth) -> np.ndarray:
+    """SSIM `[K, N, T]` of each of K continuations `[K, N, T, H, W, C]` to the truth `[N, T, H, W, C]`, one
+    continuation at a time: `tf.image.ssim` keeps several float copies of its input, so K at once would need K times
+    the memory for no gain."""
+    flat = truth.reshape(-1, *truth.shape[2:])
+    return np.stack([ssim(s.reshape(flat.shape), flat).reshape(truth.shape[:2]) for s in samples])
+
+
+def best_of_ssim(last_context, true_future, samples, binarised_truth=None) -> dict:
     """Per predicted frame, how K continuations follow the truth: the SSIM of the best of the K sampled frames (the
     paper's generative model may draw any of many futures; the best of K asks whether the true one is among them)
     and the mean over the K, beside the last context frame held still, with standard errors over the sequences.
@@ -193,10 +205,14 @@ def best_of_ssim(last_context, true_future, samples) -> dict:
         last_context: uint8 `[N, H, W, C]`, the last given frame.
         true_future: uint8 `[N, T, H, W, C]`.
         samples: uint8 `[K, N, T, H, W, C]`, K continuations of each sequence.
+        binarised_truth: optional uint8 `[K, N, T, H, W, C]`, K draws of the true future binarised to 0/255 (what a
+            perfect sigmoid model samples: its frames are binary, the truth grey, so its SSIM never reaches 1).
 
     Returns:
         {"best_of_k": {"mean": [T], "stderr": [T]}, "mean_of_k": {...}, "held_still": {...},
         "best_of_k_minus_held_still": {...} (the difference per sequence: paired standard errors)}, and "samples": K.
+        With `binarised_truth`, also "binarised_truth_best_of_k" and "binarised_truth_mean_of_k": the ceiling of a
+        model that draws binary frames.
     """
     last, truth, samples = np.asarray(last_context), np.asarray(true_future), np.asarray(samples)
     if samples.ndim != 6 or samples.shape[1:] != truth.shape or last.shape != truth[:, 0].shape:
@@ -204,15 +220,20 @@ def best_of_ssim(last_context, true_future, samples) -> dict:
             f"best_of_ssim needs last_context [N, H, W, C], true_future [N, T, H, W, C] and samples "
             f"[K, N, T, H, W, C] alike. Received {last.shape}, {truth.shape}, {samples.shape}"
         )
+    if binarised_truth is not None and np.shape(binarised_truth) != samples.shape:
+        raise ValueError(
+            f"best_of_ssim needs binarised_truth shaped like samples {samples.shape}. "
+            f"Received {np.shape(binarised_truth)}"
+        )
     k, n, t = samples.shape[:3]
-    # All K x N x T comparisons in one call: [K, N, T] scores.
-    scores = ssim(
-        samples.reshape(-1, *truth.shape[2:]), np.broadcast_to(truth, samples.shape).reshape(-1, *truth.shape[2:])
-    )
-    scores = scores.reshape(k, n, t)
+    scores = _scores(samples, truth)
     still = ssim(np.repeat(last, t, axis=0), truth.reshape(-1, *truth.shape[2:])).reshape(n, t)
     out = {"samples": int(k)}
     rows = {"best_of_k": scores.max(axis=0), "mean_of_k": scores.mean(axis=0), "held_still": still}
+    if binarised_truth is not None:
+        reference = _scores(np.asarray(binarised_truth), truth)
+        rows["binarised_truth_best_of_k"] = reference.max(axis=0)
+        rows["binarised_truth_mean_of_k"] = reference.mean(axis=0)
     # Paired per sequence: how hard a sequence is (its share of static background, say) is common to both rows.
     rows["best_of_k_minus_held_still"] = rows["best_of_k"] - still
     for name, values in rows.items():
@@ -240,7 +261,18 @@ def ssim_report(model, video, samples: int = 8, seed: int = 0, actions=None, sta
             for s in range(samples)
         ]
     )
-    return best_of_ssim(video[:, n_ctx - 1], video[:, n_ctx:], drawn)
+    binarised = None
+    if model.config.output == "sigmoid":
+        # A sigmoid model draws 0/255 frames against grey truth: K Bernoulli(x / 255) draws of the truth are the
+        # reference it could reach (draw s with numpy seed (seed, s)).
+        future = video[:, n_ctx:]
+        binarised = np.stack(
+            [
+                np.where(np.random.default_rng((seed, s)).random(future.shape) < future / 255.0, 255, 0)
+                for s in range(samples)
+            ]
+        ).astype(np.uint8)
+    return best_of_ssim(video[:, n_ctx - 1], video[:, n_ctx:], drawn, binarised)
 
 
 def ssim_lines(report: dict, first_frame: int, sequences: int) -> list[str]:
@@ -254,8 +286,12 @@ def ssim_lines(report: dict, first_frame: int, sequences: int) -> list[str]:
         "mean_of_k": f"mean of {k}",
         "held_still": "last context held still",
         "best_of_k_minus_held_still": f"best of {k} - held still",
+        "binarised_truth_best_of_k": f"binarised truth, best of {k}",
+        "binarised_truth_mean_of_k": f"binarised truth, mean of {k}",
     }
     for name, label in labels.items():
+        if name not in report:
+            continue
         r = report[name]
         lines.append(
             f"  {label:<26}" + " ".join(f"{m:6.3f}+-{e:5.3f}" for m, e in zip(r["mean"], r["stderr"], strict=True))

@@ -24,3 +24,20 @@ def mean_and_stderr_from_sums(total: float, squares: float, n: float) -> tuple[f
     mean = total / n
     var = max(squares - n * mean * mean, 0.0) / (n - 1) if n > 1 else float("nan")
     return mean, math.sqrt(var / n)
+
+
+def for_json(value):
+    """`value` (nested dicts, lists, tuples, numbers, numpy scalars and arrays) with every non-finite float as None:
+    JSON has no NaN, and the error of a single value is nan, which `json.dump` would write as a bare `NaN` that
+    strict parsers (JavaScript's, `jq`) refuse."""
+    if isinstance(value, dict):
+        return {k: for_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [for_json(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return for_json(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

@@ -86,7 +86,7 @@ def diff(a, b):
     return max(float(np.abs(x - y).max()) for x, y in zip(a, b, strict=True))
 
 
-out = {}
+out, weights = {}, {}
 # "binarized": binary frames drawn by each replica's input pipeline; the draws belong to the sequence, so the
 # layouts must still agree.
 binarized = config.replace(binarize_inputs=True)
@@ -94,6 +94,7 @@ cases = {"rmsprop": {}, "sgd": {"optimizer": "sgd"}, "xla": {"jit": True}, "bina
 for name, kwargs in cases.items():
     w1, m1, _, _ = one_step(ONE, **kwargs)
     w2, m2, traced, shapes = one_step(TWO, **kwargs)
+    weights[name] = (w1, w2)
     before = [v for v in one_step(ONE, **kwargs)[0]]  # same seed: rerun gives identical weights
     out[name] = {
         "max_weight_diff": diff(w1, w2),
@@ -110,8 +111,7 @@ for name, kwargs in cases.items():
 keras.utils.set_random_seed(0)
 with tf.distribute.MirroredStrategy(ONE).scope():
     initial = [v.numpy() for v in training.create_train_state(config).model.trainable_variables]
-w1, _, _, _ = one_step(ONE, optimizer="sgd")
-w2, _, _, _ = one_step(TWO, optimizer="sgd")
+w1, w2 = weights["sgd"]
 # Remat on 2 replicas under XLA and bfloat16: tf.recompute_grad with replica variables inside a compiled step must
 # give the update the step without remat gives.
 remat_kw = dict(jit=True, mixed_precision="bfloat16")

@@ -8,7 +8,7 @@ import argparse
 import json
 import sys
 
-from vpn_tf import cli, commands
+from vpn_tf import cli, commands, stats
 
 # The default model: the shipped grey-input Moving MNIST VPN (RESULTS.md), best on the paper's likelihood. (sample.py's
 # default is the binary-input one, whose samples keep their ink.)
@@ -146,8 +146,10 @@ def main(argv=None):
     except (training.TrainingError, ValueError, FileNotFoundError) as e:
         raise SystemExit(f"error: {e}") from None
     if args.json:
+        # Serialised before the file opens: nothing half-written if it fails.
+        text = json.dumps(stats.for_json({"split": args.split, **metrics}), indent=2, allow_nan=False)
         with open(args.json, "w") as f:
-            json.dump({"split": args.split, **metrics}, f, indent=2)
+            f.write(text)
 
 
 def _first_batch(ds, n):
