@@ -165,6 +165,9 @@ def test_evaluate_seed_is_one_int_like_every_other_command(capsys):
     with pytest.raises(SystemExit):
         evaluate.main(["--seed", "7", "0", "--workdir", "nowhere"])
     assert "unrecognized argument '0'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        evaluate.main(["--seed", "-1", "--workdir", "nowhere"])
+    assert "argument --seed: expected a non-negative integer; got -1" in capsys.readouterr().err
 
 
 def test_the_shipped_fallback_points_at_a_train_py_run_when_there_is_one(tmp_path, monkeypatch, capsys):

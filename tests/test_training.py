@@ -357,9 +357,10 @@ def test_evaluation_across_replicas_is_exact_and_traced_once(data_parallel):
 
 @pytest.mark.large
 def test_xla_step_on_two_replicas_through_train_py(tmp_path):
-    # --no_samples: this checks the compiled step on two replicas (the sampler's XLA paths have their own tests).
-    out = _train(tmp_path, "--steps", "2", "--cpu_devices", "2", "--xla", "--eval_every", "100", "--no_samples")
+    out = _train(tmp_path, "--steps", "2", "--cpu_devices", "2", "--xla", "--eval_every", "100")
     assert "nats_per_frame=" in out.stdout
+    # The end-of-run samples came from a model mirrored over the two devices (no other test samples one).
+    assert "samples/truth_then_model" in _event_tags(tmp_path / "eval")
 
 
 def test_host_reads_metrics_only_every_log_every_steps(tmp_path, monkeypatch):
@@ -425,6 +426,7 @@ def _assert_same_variables(a, b, what):
 @pytest.mark.large
 def test_multi_worker_mirrored_two_processes_end_identical(tmp_path):
     _finish(_start_workers(tmp_path, "--steps", "2", "--eval_every", "100"))
+    assert "samples/truth_then_model" in _event_tags(tmp_path / "eval")  # the chief's end-of-run samples
     chief = _variables(str(tmp_path / "checkpoints"))
     worker = _variables(str(tmp_path / "worker_1" / "checkpoints"))
     assert chief["step/.ATTRIBUTES/VARIABLE_VALUE"] == 2
@@ -443,7 +445,8 @@ def test_multi_worker_resumes_after_one_worker_is_killed(tmp_path):
     _finish(_start_workers(tmp_path / "straight", *flags))
     run = tmp_path / "killed"
     procs = _start_workers(run, *flags)
-    kill_after = random.Random("multi-worker kill").randint(2, 4)  # seeded: a failure names a reproducible kill point
+    # Seeded (it draws step 3, mid-run): a failure names a kill point that a rerun reproduces.
+    kill_after = random.Random("multi-worker kill").randint(2, 4)
     target = run / "checkpoints" / f"ckpt-{kill_after}.index"
     deadline = time.time() + 240
     while not target.exists() and procs[0].poll() is None and time.time() < deadline:

@@ -81,9 +81,21 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--image_size", default=None, metavar="INT", help="square frames: sets height and width")
 
 
+def seed(text: str) -> int:
+    """A command-line seed: a non-negative integer (numpy's generators, which draw the binarised frames and the
+    data, refuse negative seeds; refused here, the error names the flag before anything runs)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer; got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer; got {value}")
+    return value
+
+
 def add_seed_flag(parser: argparse.ArgumentParser, what: str) -> None:
     """--seed INT, the one seed of everything random in a command (`what` says what it seeds)."""
-    parser.add_argument("--seed", type=int, default=0, metavar="INT", help=f"seed of {what} (default 0)")
+    parser.add_argument("--seed", type=seed, default=0, metavar="INT", help=f"seed of {what} (default 0)")
 
 
 def add_xla_flag(parser: argparse.ArgumentParser, what: str) -> None:

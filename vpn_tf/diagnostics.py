@@ -211,8 +211,8 @@ def best_of_ssim(last_context, true_future, samples, binarised_truth=None) -> di
     Returns:
         {"best_of_k": {"mean": [T], "stderr": [T]}, "mean_of_k": {...}, "held_still": {...},
         "best_of_k_minus_held_still": {...} (the difference per sequence: paired standard errors)}, and "samples": K.
-        With `binarised_truth`, also "binarised_truth_best_of_k" and "binarised_truth_mean_of_k": the ceiling of a
-        model that draws binary frames.
+        With `binarised_truth`, also "binarised_truth_best_of_k" and "binarised_truth_mean_of_k": a reference for a
+        model that draws binary frames (what its own true frames score drawn that way; not a bound).
     """
     last, truth, samples = np.asarray(last_context), np.asarray(true_future), np.asarray(samples)
     if samples.ndim != 6 or samples.shape[1:] != truth.shape or last.shape != truth[:, 0].shape:
@@ -278,7 +278,7 @@ def ssim_report(model, video, samples: int = 8, seed: int = 0, actions=None, sta
 def ssim_lines(report: dict, first_frame: int, sequences: int) -> list[str]:
     """`best_of_ssim`'s rows as printed lines, one column per predicted frame."""
     frames = len(report["held_still"]["mean"])
-    header = "  " + " " * 26 + " ".join(f"{'frame ' + str(first_frame + t):>13}" for t in range(frames))
+    header = "  " + " " * 30 + " ".join(f"{'frame ' + str(first_frame + t):>13}" for t in range(frames))
     lines = [f"SSIM with the true frame ({sequences} sequences, {report['samples']} samples each; mean +- se):", header]
     k = report["samples"]
     labels = {
@@ -294,7 +294,7 @@ def ssim_lines(report: dict, first_frame: int, sequences: int) -> list[str]:
             continue
         r = report[name]
         lines.append(
-            f"  {label:<26}" + " ".join(f"{m:6.3f}+-{e:5.3f}" for m, e in zip(r["mean"], r["stderr"], strict=True))
+            f"  {label:<30}" + " ".join(f"{m:6.3f}+-{e:5.3f}" for m, e in zip(r["mean"], r["stderr"], strict=True))
         )
     return lines
 
