@@ -36,3 +36,33 @@ def _reset_keras_state():
     keras.utils.set_random_seed(0)
     yield
     keras.mixed_precision.set_global_policy("float32")
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """`trained(name, *flags)`: a `tiny` run that train.py trained for one step (with FLAGS), shared by the tests
+    that only read it (evaluate.py, sample.py, export.py, benchmarks); each name is trained once per test process."""
+    from tests.scripts import run_script
+
+    runs = {}
+
+    def get(name, *flags):
+        if name not in runs:
+            workdir = tmp_path_factory.mktemp(name)
+            run_script(
+                "train.py",
+                "--config",
+                "tiny",
+                "--no_progress",
+                "--steps",
+                "1",
+                "--no_samples",
+                "--workdir",
+                workdir,
+                *flags,
+                check=True,
+            )
+            runs[name] = workdir
+        return runs[name]
+
+    return get

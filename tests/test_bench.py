@@ -113,14 +113,12 @@ def test_serving_table_on_hand_written_times():
 
 
 @large
-def test_serving_latency_table_times_every_way_in_fresh_processes(tmp_path):
+def test_serving_latency_table_times_every_way_in_fresh_processes(tmp_path, trained):
     """`bench.sampling --serving` on a tiny trained workdir: every way x batch x frames timed, and the table's
     per-frame figures and ratios are computed from those times."""
     from bench.sampling import WAYS, main, serving_table
-    from tests.scripts import run_script
 
-    workdir = tmp_path / "run"
-    run_script("train.py", "--config", "tiny", "--steps", "1", "--no_samples", "--workdir", workdir, check=True)
+    workdir = trained("tiny")
     table_path = tmp_path / "table.md"
     argv = ["--serving", "--workdir", str(workdir), "--batches", "1", "3", "--frames", "1", "3", "--repeats", "1"]
     records = main(argv + ["--groups", "2", "--table", str(table_path), "--records", str(tmp_path / "r.jsonl")])

@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 import vpn_tf
-from tests.scripts import ENV, ROOT, run_script, script_command
+from tests.scripts import ENV, ROOT, run_command, run_script, script_command
 from vpn_tf import training
 
 _TINY = ("--config", "tiny", "--no_progress", "--workdir")
@@ -58,7 +58,7 @@ def _event_tags(logdir):
 
 
 @pytest.mark.large
-def test_three_steps_through_train_py_write_checkpoints_and_summaries(tmp_path):
+def test_three_steps_through_train_py_write_checkpoints_and_summaries(tmp_path, trained):
     out = _train(tmp_path, "--steps", "3", "--log_every", "1")
     assert "nats_per_frame=" in out.stdout and "lower_bound=" in out.stdout
     assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-3")
@@ -73,9 +73,9 @@ def test_three_steps_through_train_py_write_checkpoints_and_summaries(tmp_path):
     ev = run_script("evaluate.py", "--workdir", tmp_path, "--split", "validation", check=True)
     assert "tiny validation:" in ev.stdout and "nats/frame" in ev.stdout and "lower bound" in ev.stdout
     sampled = ("--ink", "2", "--ink_diagnostics", "--legibility", "2", "--num_sequences", "2", "--ssim", "1")
-    diag = run_script(
-        "evaluate.py", "--workdir", tmp_path, *sampled, "--best_of", "2", "--json", tmp_path / "d.json", check=True
-    )
+    # The other evaluate.py calls run its main in this process (its start-up is checked above).
+    diag = run_command("evaluate.py", "--workdir", tmp_path, *sampled, "--best_of", "2", "--json", tmp_path / "d.json")
+    assert diag.returncode == 0, diag.stderr[-3000:]
     # Strict JSON: one sequence's unknown standard errors are null, never a bare NaN.
     report = json.loads((tmp_path / "d.json").read_text(), parse_constant=lambda c: pytest.fail(f"JSON has {c}"))
     ssim = report["ssim"]
@@ -88,11 +88,10 @@ def test_three_steps_through_train_py_write_checkpoints_and_summaries(tmp_path):
     assert "sampled / true ink per predicted frame (2 sequences" in diag.stdout
     assert "tracking (correlation of blurred frames with the truth):" in diag.stdout
     # --against: another run scored on the same sequences, the difference with its paired standard error.
-    _train(tmp_path / "other", "--steps", "1", "--no_samples")
+    other = trained("tiny")
     flags = ("--workdir", tmp_path, "--split", "validation", "--num_sequences", "12", "--batch_size", "5")
-    ev = run_script(
-        "evaluate.py", *flags, "--against", tmp_path / "other", "--per_frame", "--json", tmp_path / "m.json", check=True
-    )
+    ev = run_command("evaluate.py", *flags, "--against", other, "--per_frame", "--json", tmp_path / "m.json")
+    assert ev.returncode == 0, ev.stderr[-3000:]
     m = json.loads((tmp_path / "m.json").read_text())
     # --per_frame: the frames after the context, whose mean is the metric and whose bounds average to its bound.
     rows = m["per_frame"]
@@ -114,14 +113,13 @@ def test_three_steps_through_train_py_write_checkpoints_and_summaries(tmp_path):
     np.testing.assert_allclose(rows["lower_bound"], bound, rtol=1e-5)
     assert abs(rows["lower_bound"][0] - rows["lower_bound"][1]) > 1e-3  # per frame, not the overall bound twice
     against = m["against"]
-    assert against["workdir"] == str(tmp_path / "other") and m["count"] == 12
+    assert against["workdir"] == str(other) and m["count"] == 12
     np.testing.assert_allclose(against["difference"], m["nats_per_frame"] - against["nats_per_frame"], rtol=1e-4)
     assert 0 < against["difference_stderr"] < m["nats_per_frame_stderr"]  # pairing removes sequence difficulty
     assert f"{against['difference']:+.4f} nats/frame (paired standard error" in ev.stdout
-    same = run_script("evaluate.py", *flags, "--against", tmp_path, check=True)  # zero difference, zero error
+    same = run_command("evaluate.py", *flags, "--against", tmp_path)  # zero difference, zero error
     assert "+0.0000 nats/frame (paired standard error 0.0000)" in same.stdout
-    _train(tmp_path / "wide", "--steps", "1", "--height", "16", "--width", "16", "--no_samples")
-    bad = run_script("evaluate.py", *flags, "--against", tmp_path / "wide", check=False)
+    bad = run_command("evaluate.py", *flags, "--against", trained("16x16", "--height", "16", "--width", "16"))
     assert bad.returncode != 0 and "not comparable on the same sequences (height 8 vs 16; width 8 vs 16)" in bad.stderr
 
 
@@ -314,7 +312,7 @@ def data_parallel():
 @pytest.mark.parametrize("update", ["rmsprop", "sgd", "xla", "binarized"])
 def test_two_replicas_take_the_one_device_step(data_parallel, update):
     r = data_parallel[update]
-    assert r["rerun_diff"] == 0.0
+    assert r.get("rerun_diff", 0.0) == 0.0 and ("rerun_diff" in r) == (update == "rmsprop")
     assert r["loss"][0] == pytest.approx(r["loss"][1], rel=1e-5)
     assert r["norm"][0] == pytest.approx(r["norm"][1], rel=1e-4)
     assert r["max_weight_diff"] <= 1e-5 * max(1.0, r["scale"])
@@ -479,6 +477,24 @@ def test_plateau_schedule_on_a_scripted_sequence():
     assert float(plateau.best.numpy()) == 7.0
 
 
+def test_plateau_resume_applies_a_new_rate_and_keeps_a_decayed_one():
+    lr = tf.Variable(1.0)
+    plateau = training.Plateau(factor=0.3, patience=1)
+    assert not plateau.resume(1.0, lr)  # a new run records its rate
+    plateau.update(5.0, lr)
+    plateau.update(6.0, lr)  # decays to 0.3, as a run's plateau would
+    assert float(lr.numpy()) == pytest.approx(0.3)
+    assert not plateau.resume(1.0, lr)  # resumed with its own rate: the decayed rate stays
+    assert float(lr.numpy()) == pytest.approx(0.3)
+    plateau.bad_evals.assign(5)
+    assert plateau.resume(0.1, lr)  # a new rate on the command line applies, with a fresh patience count
+    assert float(lr.numpy()) == pytest.approx(0.1) and int(plateau.bad_evals.numpy()) == 0
+    # A checkpoint that predates the record keeps its rate and records the request.
+    old = training.Plateau(factor=0.3, patience=1)
+    assert not old.resume(0.5, lr) and float(lr.numpy()) == pytest.approx(0.1)
+    assert float(old.requested.numpy()) == 0.5
+
+
 @pytest.mark.large
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     out = _train(tmp_path, "--steps", "6", "--checkpoint_every", "1", "--learning_rate", "1e30", check=False)
@@ -514,8 +530,12 @@ def test_checkpoint_from_another_config_names_the_fields(tmp_path):
     assert out.returncode != 0
     assert "another config" in out.stderr and "hidden: checkpoint 4 vs requested 6" in out.stderr
     assert "lstm_channels" in out.stderr
-    # Changing a training-only field resumes fine.
-    _train(tmp_path, "--steps", "2", "--learning_rate", "1e-4", "--no_samples")
+    # Changing a training-only field resumes fine, and a new learning rate applies.
+    out = _train(tmp_path, "--steps", "2", "--learning_rate", "1e-4", "--no_samples")
+    assert "learning_rate set to 0.0001" in out.stderr
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(tmp_path / "checkpoints")))
+    assert reader.get_tensor("optimizer/_learning_rate/.ATTRIBUTES/VARIABLE_VALUE") == pytest.approx(1e-4)
+    assert reader.get_tensor("plateau/requested/.ATTRIBUTES/VARIABLE_VALUE") == pytest.approx(1e-4)
 
 
 def test_resume_refuses_to_switch_the_validation_reading(tmp_path):
@@ -595,9 +615,9 @@ def test_binarized_inputs_step_reads_binary_frames_and_scores_the_grey_levels():
 
 
 @pytest.mark.large
-def test_sample_py_writes_gifs_and_grid(tmp_path):
-    _train(tmp_path / "run", "--steps", "1", "--no_samples")
-    common = ("--workdir", tmp_path / "run", "--split", "validation", "--num_sequences", "2", "--num_samples", "2")
+def test_sample_py_writes_gifs_and_grid(tmp_path, trained):
+    run = trained("tiny")
+    common = ("--workdir", run, "--split", "validation", "--num_sequences", "2", "--num_samples", "2")
     out = run_script("sample.py", *common, "--out", tmp_path / "samples")
     assert out.returncode == 0, out.stderr[-2000:]
     from PIL import Image
@@ -609,10 +629,8 @@ def test_sample_py_writes_gifs_and_grid(tmp_path):
     # 2 x 8 px (text of at least 8 px, vpn_tf.visualize.labelled_grid) and right of a margin of row labels.
     assert grid.size[1] == 16 + 2 * (6 * 10 - 2) and grid.size[0] > 2 * (4 * 10 - 2)
     # The same through an export of the run: sample.py --saved_model calls the `sample` signature.
-    run_script(
-        "export.py", "--workdir", str(tmp_path / "run"), "--export_dir", str(tmp_path / "export" / "1"), check=True
-    )
-    out = run_script(
+    run_script("export.py", "--workdir", str(run), "--export_dir", str(tmp_path / "export" / "1"), check=True)
+    out = run_command(
         "sample.py", *common, "--saved_model", tmp_path / "export" / "1", "--out", tmp_path / "samples_export"
     )
     assert out.returncode == 0, out.stderr[-2000:]
@@ -623,22 +641,15 @@ def test_sample_py_writes_gifs_and_grid(tmp_path):
 
 
 @pytest.mark.large
-def test_sample_py_compares_models_on_the_same_contexts(tmp_path):
-    _train(tmp_path / "vpn", "--steps", "1", "--no_samples")
-    _train(tmp_path / "base", "--steps", "1", "--no_samples", "--model", "baseline")
+def test_sample_py_compares_models_on_the_same_contexts(tmp_path, trained):
+    vpn, base = trained("tiny"), trained("baseline", "--model", "baseline")
     common = ("--split", "validation", "--num_sequences", "2", "--num_samples", "2", "--scale", "1", "--out")
-    run_script("sample.py", "--workdir", tmp_path / "vpn", *common, tmp_path / "one", check=True)
-    out = run_script(
-        "sample.py",
-        "--workdir",
-        tmp_path / "vpn",
-        "--workdir",
-        tmp_path / "base",
-        *common,
-        tmp_path / "two",
-        check=True,
-    )
-    assert "2 from" in out.stdout and str(tmp_path / "base") in out.stdout
+    # sample.py's main in this process (its start-up is checked by the test above).
+    one = run_command("sample.py", "--workdir", vpn, *common, tmp_path / "one")
+    assert one.returncode == 0, one.stderr[-3000:]
+    out = run_command("sample.py", "--workdir", vpn, "--workdir", base, *common, tmp_path / "two")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "2 from" in out.stdout and str(base) in out.stdout
     from PIL import Image
 
     # The frames of the labelled grids: below their 16 px header, the rightmost 4 frames' columns (the label
@@ -652,21 +663,21 @@ def test_sample_py_compares_models_on_the_same_contexts(tmp_path):
     np.testing.assert_array_equal(two[: 3 * row], one[: 3 * row])
     # ...and sequence 1 starts after the baseline's rows.
     np.testing.assert_array_equal(two[5 * row : 8 * row - 2], one[3 * row : 6 * row - 2])
-    _train(tmp_path / "big", "--steps", "1", "--no_samples", "--height", "16", "--width", "16")
-    out = run_script("sample.py", "--workdir", tmp_path / "vpn", "--workdir", tmp_path / "big", *common, tmp_path / "x")
+    big = trained("16x16", "--height", "16", "--width", "16")
+    out = run_command("sample.py", "--workdir", vpn, "--workdir", big, *common, tmp_path / "x")
     assert out.returncode != 0 and "models other data than" in out.stderr and "'height': (8, 16)" in out.stderr
 
 
 @pytest.mark.large
-def test_restore_model_loads_every_trained_weight(tmp_path):
+def test_restore_model_loads_every_trained_weight(trained):
     # Regression: a Checkpoint(model=...) alone left the list-held residual blocks at their initial values.
-    _train(tmp_path, "--steps", "2", "--no_samples")
-    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(tmp_path / "checkpoints")))
+    run = trained("tiny")
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(run / "checkpoints")))
     import keras
 
     for seed in (1, 2):
         keras.utils.set_random_seed(seed)  # different initial values each time
-        config, model = training.restore_model(str(tmp_path))
+        config, model = training.restore_model(str(run))
         assert config.name == "tiny"
         for i, v in enumerate(model.trainable_variables):
             stored = reader.get_tensor(f"optimizer/_trainable_variables/{i}/.ATTRIBUTES/VARIABLE_VALUE")

@@ -19,6 +19,13 @@ from vpn_tf.sampling import Sampler
 from vpn_tf.stats import mean_and_stderr
 
 
+def _binarised(frames, rng):
+    """uint8 0/255 frames drawn pixel by pixel with P(255) = x / 255 from the numpy Generator `rng`: what a sigmoid
+    model's samples look like, so the reference rows that binary samples are compared with."""
+    frames = np.asarray(frames)
+    return np.where(rng.random(frames.shape) < frames / 255.0, 255, 0).astype(np.uint8)
+
+
 def ink_ratio(true_frames, sampled_frames):
     """Mean sampled ink over mean true ink per predicted frame (ink: the sum of a frame's pixel intensities).
 
@@ -66,9 +73,7 @@ def ink_diagnostics(model, video, seed=(0, 0), actions=None, states=None) -> dic
     rng = np.random.default_rng(np.asarray(seed, np.int64))
     variants = {"one_step": video}
     if c.output == "sigmoid":
-        variants["one_step_binarised_context"] = np.where(rng.random(video.shape) < video / 255.0, 255, 0).astype(
-            np.uint8
-        )
+        variants["one_step_binarised_context"] = _binarised(video, rng)
     for name, source in variants.items():
         ratios = []
         for t in range(n_ctx, total):  # `sample` keys frame t by frame_seed(seed, t): the free-running noise
@@ -101,7 +106,7 @@ def legibility(reader, true_future, sampled, classes, seed: int = 0) -> dict:
     """
     rng = np.random.default_rng(seed)
     true_future = np.asarray(true_future)
-    binary = np.where(rng.random(true_future.shape) < true_future / 255.0, 255, 0).astype(np.uint8)
+    binary = _binarised(true_future, rng)
     # Each sequence read against the next one's classes: never its own labels, though classes may coincide, which
     # is what chance means here.
     shuffled = np.roll(np.asarray(classes), 1, axis=0)
@@ -266,12 +271,7 @@ def ssim_report(model, video, samples: int = 8, seed: int = 0, actions=None, sta
         # A sigmoid model draws 0/255 frames against grey truth: K Bernoulli(x / 255) draws of the truth are the
         # reference it could reach (draw s with numpy seed (seed, s)).
         future = video[:, n_ctx:]
-        binarised = np.stack(
-            [
-                np.where(np.random.default_rng((seed, s)).random(future.shape) < future / 255.0, 255, 0)
-                for s in range(samples)
-            ]
-        ).astype(np.uint8)
+        binarised = np.stack([_binarised(future, np.random.default_rng((seed, s))) for s in range(samples)])
     return best_of_ssim(video[:, n_ctx - 1], video[:, n_ctx:], drawn, binarised)
 
 

@@ -112,6 +112,10 @@ def train_and_evaluate(
     if latest:
         ckpt.restore(latest).assert_existing_objects_matched()
         log(f"Resumed from {latest} at step {int(state.step.numpy())}", progress)
+    restored_lr = float(state.learning_rate.numpy())
+    if state.plateau.resume(config.learning_rate, state.learning_rate):
+        # Printed even without progress output: a changed rate is worth one line in every log.
+        log(f"learning_rate set to {config.learning_rate:g} (it was {restored_lr:g})", True)
 
     start = int(state.data_position.numpy())
     dist_ds = strategy.distribute_datasets_from_function(train_dataset_fn(start))
