@@ -47,7 +47,8 @@ def trained(tmp_path_factory):
     runs = {}
 
     def get(name, *flags):
-        if name not in runs:
+        key = (name, *flags)
+        if key not in runs:
             workdir = tmp_path_factory.mktemp(name)
             run_script(
                 "train.py",
@@ -62,7 +63,7 @@ def trained(tmp_path_factory):
                 *flags,
                 check=True,
             )
-            runs[name] = workdir
-        return runs[name]
+            runs[key] = workdir
+        return runs[key]
 
     return get

@@ -110,10 +110,10 @@ def train_and_evaluate(
     # killed at different moments, e.g. one between its own save and the chief's, restart at the same step.
     latest = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
     if latest:
-        ckpt.restore(latest).assert_existing_objects_matched()
+        state.restore(latest, ckpt)
         log(f"Resumed from {latest} at step {int(state.step.numpy())}", progress)
     restored_lr = float(state.learning_rate.numpy())
-    if state.plateau.resume(config.learning_rate, state.learning_rate):
+    if state.apply_requested_learning_rate(config.learning_rate):
         # Printed even without progress output: a changed rate is worth one line in every log.
         log(f"learning_rate set to {config.learning_rate:g} (it was {restored_lr:g})", True)
 

@@ -11,9 +11,6 @@ class Plateau(tf.Module):
     """Multiplies the learning rate by `factor` when the validation metric has not improved (by more than
     `min_delta`) for `patience` consecutive evaluations (§5.1: "multiply the learning rate by 0.3 when learning
     flatlines"). Its state lives in variables, so checkpoints restore it exactly.
-
-    It also records the learning rate the run was last started with (`requested`), so that a resume can tell a rate
-    the plateau decayed (kept) from a new `--learning_rate` on the command line (applied, see `resume`).
     """
 
     def __init__(self, factor: float, patience: int, min_delta: float = 0.0):
@@ -23,24 +20,7 @@ class Plateau(tf.Module):
         self.factor, self.patience, self.min_delta = factor, patience, min_delta
         self.best = tf.Variable(math.inf, dtype=tf.float64, trainable=False, name="best")
         self.bad_evals = tf.Variable(0, dtype=tf.int64, trainable=False, name="bad_evals")
-        # NaN until a run records its rate; checkpoints written before this variable existed restore it as NaN too.
-        self.requested = tf.Variable(math.nan, dtype=tf.float64, trainable=False, name="requested")
 
-    def resume(self, requested: float, learning_rate: tf.Variable) -> bool:
-        """Called once a run has started or restored: applies `requested` (the configured learning rate) if it
-        differs from the rate the run was last started with, restarting the patience count; returns True if it did.
-
-        A run resumed with its own `--learning_rate` keeps the rate the plateau decayed it to. The decision reads
-        only the checkpoint, so every worker of a cluster makes the same one. A checkpoint that predates `requested`
-        records it and keeps its rate: a new rate applies from the next resume on.
-        """
-        previous = float(self.requested.numpy())
-        self.requested.assign(requested)
-        if math.isnan(previous) or previous == requested:
-            return False
-        learning_rate.assign(requested)
-        self.bad_evals.assign(0)
-        return True
     def update(self, value: float, learning_rate: tf.Variable) -> bool:
         """Records one evaluation (lower is better); returns True if the learning rate was decayed."""
         if value < float(self.best.numpy()) - self.min_delta:

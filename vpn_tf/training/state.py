@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from vpn_tf.config import VPNConfig
@@ -12,6 +14,7 @@ from vpn_tf.models.vpn import build_model
 from vpn_tf.training.schedule import Plateau
 
 MIXED_PRECISION = ("float32", "bfloat16", "float16")
+REQUESTED_LR_KEY = "requested_learning_rate/.ATTRIBUTES/VARIABLE_VALUE"
 
 
 class StepMetrics(tf.Module):
@@ -87,16 +90,55 @@ class TrainState:
     step: tf.Variable
     data_position: tf.Variable
     plateau: Plateau
+    # The learning rate the run was last started with (NaN until recorded): lets a resume tell a new
+    # `--learning_rate` (applied) from a rate the plateau has decayed (kept). See `apply_requested_learning_rate`.
+    requested_learning_rate: tf.Variable = None
     metrics: StepMetrics = dataclasses.field(default_factory=StepMetrics)
 
-    def checkpoint(self) -> tf.train.Checkpoint:
+    def checkpoint(self, requested_learning_rate: bool = True) -> tf.train.Checkpoint:
+        """The checkpoint object; `requested_learning_rate=False` leaves that variable out, to restore (and check)
+        checkpoints written before it existed."""
+        extra = {"requested_learning_rate": self.requested_learning_rate} if requested_learning_rate else {}
         return tf.train.Checkpoint(
             model=self.model,
             optimizer=self.optimizer,
             step=self.step,
             data_position=self.data_position,
             plateau=self.plateau,
+            **extra,
         )
+
+    def restore(self, path: str, checkpoint: tf.train.Checkpoint | None = None) -> None:
+        """Restores `path` through `checkpoint` (default `self.checkpoint()`; pass the one a CheckpointManager saves,
+        so its save counter continues), checking that every object was restored. A checkpoint written before the
+        requested learning rate was recorded restores without it (it stays NaN)."""
+        checkpoint = checkpoint or self.checkpoint()
+        if tf.train.load_checkpoint(path).has_tensor(REQUESTED_LR_KEY):
+            checkpoint.restore(path).assert_existing_objects_matched()
+        else:
+            # Check every other object against the older checkpoint, then restore through `checkpoint` itself.
+            self.checkpoint(requested_learning_rate=False).restore(path).assert_existing_objects_matched()
+            checkpoint.restore(path).expect_partial()
+
+    def apply_requested_learning_rate(self, requested: float) -> bool:
+        """Applies `requested` (the configured learning rate) if the run was last started with another one, and
+        records it; returns True if the rate changed. Call once the state is new or restored.
+
+        A run resumed with its own rate keeps the rate the plateau decayed it to. A checkpoint without a record
+        (written before it existed) compares with the rate it holds. The decision reads only the checkpoint and the
+        command line, so every worker of a cluster makes the same one.
+        """
+        recorded = float(self.requested_learning_rate.numpy())
+        if math.isnan(recorded):  # the optimizer holds its rate in float32
+            unchanged = np.float32(self.learning_rate.numpy()) == np.float32(requested)
+        else:
+            unchanged = recorded == requested
+        self.requested_learning_rate.assign(requested)
+        if unchanged:
+            return False
+        self.learning_rate.assign(requested)
+        self.plateau.bad_evals.assign(0)  # a fresh patience count for the new rate
+        return True
 
     @property
     def learning_rate(self) -> tf.Variable:
@@ -126,4 +168,7 @@ def create_train_state(
         step=tf.Variable(0, dtype=tf.int64, trainable=False, name="step"),
         data_position=tf.Variable(0, dtype=tf.int64, trainable=False, name="data_position"),
         plateau=Plateau(config.lr_decay_factor, config.plateau_patience),
+        requested_learning_rate=tf.Variable(
+            math.nan, dtype=tf.float64, trainable=False, name="requested_learning_rate"
+        ),
     )
