@@ -92,7 +92,7 @@ class TrainState:
     plateau: Plateau
     # The learning rate the run was last started with (NaN until recorded): lets a resume tell a new
     # `--learning_rate` (applied) from a rate the plateau has decayed (kept). See `apply_requested_learning_rate`.
-    requested_learning_rate: tf.Variable = None
+    requested_learning_rate: tf.Variable
     metrics: StepMetrics = dataclasses.field(default_factory=StepMetrics)
 
     def checkpoint(self, requested_learning_rate: bool = True) -> tf.train.Checkpoint:
