@@ -2,6 +2,11 @@ import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# With a pytest-xdist worker per core, each worker's TensorFlow (and every process a test starts, which inherits
+# this) runs its kernels on one thread: TensorFlow's default of one thread per core in every worker oversubscribes
+# the cores, and its pool threads spin while they wait. Set TF_NUM_INTRAOP_THREADS=0 for TensorFlow's default.
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) >= len(os.sched_getaffinity(0)) > 1:
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 # Tests import `datasets`, `vpn_tf` and the CLIs from the repository root.
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
@@ -41,29 +46,16 @@ def _reset_keras_state():
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory):
     """`trained(name, *flags)`: a `tiny` run that train.py trained for one step (with FLAGS), shared by the tests
-    that only read it (evaluate.py, sample.py, export.py, benchmarks); each name is trained once per test process."""
+    that only read it (evaluate.py, sample.py, export.py, benchmarks); each name is trained once per test session."""
     from tests.scripts import run_script
+    from tests.shared_results import once_per_session
 
-    runs = {}
+    def train(workdir, flags):
+        args = ("--config", "tiny", "--no_progress", "--steps", "1", "--no_samples", "--workdir", workdir)
+        run_script("train.py", *args, *flags, check=True)
 
     def get(name, *flags):
-        key = (name, *flags)
-        if key not in runs:
-            workdir = tmp_path_factory.mktemp(name)
-            run_script(
-                "train.py",
-                "--config",
-                "tiny",
-                "--no_progress",
-                "--steps",
-                "1",
-                "--no_samples",
-                "--workdir",
-                workdir,
-                *flags,
-                check=True,
-            )
-            runs[key] = workdir
-        return runs[key]
+        key = "-".join(("trained", name, *flags)).replace("/", "_")
+        return once_per_session(tmp_path_factory, key, lambda workdir: train(workdir, flags))
 
     return get

@@ -14,6 +14,7 @@ import tensorflow as tf
 
 import vpn_tf
 from tests.scripts import ENV, ROOT, run_command, run_script, script_command
+from tests.shared_results import once_per_session
 from vpn_tf import training
 
 _TINY = ("--config", "tiny", "--no_progress", "--workdir")
@@ -303,10 +304,15 @@ def test_kill_and_resume_is_bitwise_identical(tmp_path, config_flags):
 
 
 @pytest.fixture(scope="module")
-def data_parallel():
-    out = run_script(os.path.join("tests", "helpers", "data_parallel.py"), timeout=600)
-    assert out.returncode == 0, out.stderr[-3000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def data_parallel(tmp_path_factory):
+    def compute(directory):
+        out = run_script(os.path.join("tests", "helpers", "data_parallel.py"), timeout=600)
+        assert out.returncode == 0, out.stderr[-3000:]
+        (directory / "result.json").write_text(out.stdout.strip().splitlines()[-1])
+
+    # Once per session: its tests may run on either pytest-xdist worker.
+    directory = once_per_session(tmp_path_factory, "data_parallel", compute)
+    return json.loads((directory / "result.json").read_text())
 
 
 @pytest.mark.large
